@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Creates (once) the project's virtualenv in a cache outside the repo, keyed by
+# the hash of pyproject.toml and the Python version, and prints its path. A
+# second run with the same pyproject returns at once. Only dependencies are
+# installed: the checkout's own packages come from PYTHONPATH (set by the
+# Makefile and pytest's `pythonpath`), so one cached venv serves any clone.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+KEY=$( (cat "$ROOT/pyproject.toml"; $PY --version) | sha256sum | cut -c1-12)
+VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-$KEY
+if [[ ! -f "$VENV/.complete" ]]; then
+  echo "[venv] creating $VENV (first run only)" >&2
+  rm -rf "$VENV"
+  $PY -m venv "$VENV"
+  "$PY" - "$ROOT/pyproject.toml" > "$VENV/requirements.txt" <<'PYEOF'
+import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))
+PYEOF
+  "$VENV/bin/pip" install --disable-pip-version-check --progress-bar on \
+      -r "$VENV/requirements.txt" >&2
+  touch "$VENV/.complete"
+fi
+echo "$VENV"

@@ -1,0 +1,1 @@
+"""The dtwin operator: reconciles Site, Asset, SensorBinding and ModelDeployment resources."""

@@ -1,0 +1,1 @@
+"""Kopf handlers: thin, level-based; each calls a reconciler."""

@@ -1,0 +1,94 @@
+"""Kopf indexes: the operator's in-memory view of every dtwin object, keyed for cross-references.
+
+References (Asset → Site, SensorBinding → Asset, ModelDeployment → assets) are
+resolved through these instead of API calls, so a reconcile reads a consistent
+snapshot and a missing reference costs nothing to re-check. Kopf fills every
+index before the first handler runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from dtwin_operator.api.common import GROUP, VERSION
+
+
+@dataclass(frozen=True)
+class Obj:
+    """What the operator keeps of one object."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def _obj(body: kopf.Body) -> Obj:
+    meta = body.metadata
+    return Obj(
+        namespace=meta.namespace or "", name=meta.name or "", uid=meta.uid or "",
+        generation=int(meta.get("generation") or 0),
+        spec=copy.deepcopy(dict(body.spec)), status=copy.deepcopy(dict(body.status)),
+        labels=dict(meta.labels),
+    )
+
+
+Indexes = Mapping[str, Mapping[Any, Iterable[Obj]]]
+IDS = ("sites", "assets", "assets_by_site", "assets_by_namespace", "bindings_by_asset", "models_by_namespace")
+
+
+def gather(kwargs: Mapping[str, Any]) -> Indexes:
+    """Kopf passes each index to handlers as a keyword argument named after its id; collect them."""
+    return {k: kwargs[k] for k in IDS}
+
+
+def one(index: Mapping[Any, Iterable[Obj]], key: Any) -> Obj | None:
+    """The single object under `key`, or None."""
+    return next(iter(index.get(key, ())), None)
+
+
+def many(index: Mapping[Any, Iterable[Obj]], key: Any) -> list[Obj]:
+    """All objects under `key`, sorted by name for deterministic rendering."""
+    return sorted(index.get(key, ()), key=lambda o: o.name)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    """Declare the indexes. Keys are (namespace, name) or (namespace, referenced name)."""
+
+    @kopf.index(GROUP, VERSION, "sites", id="sites", registry=registry)
+    def sites(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {(o.namespace, o.name): o}
+
+    @kopf.index(GROUP, VERSION, "assets", id="assets", registry=registry)
+    def assets(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {(o.namespace, o.name): o}
+
+    @kopf.index(GROUP, VERSION, "assets", id="assets_by_site", registry=registry)
+    def assets_by_site(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {(o.namespace, o.spec.get("siteRef")): o}
+
+    @kopf.index(GROUP, VERSION, "assets", id="assets_by_namespace", registry=registry)
+    def assets_by_namespace(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {o.namespace: o}
+
+    @kopf.index(GROUP, VERSION, "sensorbindings", id="bindings_by_asset", registry=registry)
+    def bindings_by_asset(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {(o.namespace, o.spec.get("assetRef")): o}
+
+    @kopf.index(GROUP, VERSION, "modeldeployments", id="models_by_namespace", registry=registry)
+    def models_by_namespace(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
+        o = _obj(body)
+        return {o.namespace: o}

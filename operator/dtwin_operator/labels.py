@@ -1,0 +1,25 @@
+"""Labels the operator puts on what it creates, and the selectors built from them."""
+
+from __future__ import annotations
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OPERATOR = "dtwin-operator"
+SITE = "dtwin.io/site"
+GRAFANA_DASHBOARD = "grafana_dashboard"
+
+
+def common(site: str, component: str) -> dict[str, str]:
+    """Labels on every object rendered for a site (Kubernetes recommended labels + the site)."""
+    return {
+        "app.kubernetes.io/name": f"dtwin-{component}",
+        "app.kubernetes.io/instance": site,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "dtwin",
+        MANAGED_BY: OPERATOR,
+        SITE: site,
+    }
+
+
+def selector(site: str, component: str) -> dict[str, str]:
+    """The immutable subset used in Deployment/Service selectors."""
+    return {"app.kubernetes.io/name": f"dtwin-{component}", "app.kubernetes.io/instance": site}

@@ -1,0 +1,1 @@
+"""Level-based reconcilers: render, apply, write status. Called by every handler."""

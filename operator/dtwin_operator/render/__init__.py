@@ -1,0 +1,1 @@
+"""Pure renderers: resolved spec in, manifests/config out. No client, no clock."""

@@ -1,0 +1,46 @@
+"""What the renderers read: a Site with the Assets and SensorBindings resolved to it.
+
+Built by the reconciler from Kopf's indexes; plain frozen data, so every
+renderer is a pure function of it (no client, no clock, stable order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dtwin_operator.api.asset import AssetSpec
+from dtwin_operator.api.sensorbinding import SensorBindingSpec
+from dtwin_operator.api.site import SiteSpec
+
+
+@dataclass(frozen=True)
+class AssetView:
+    name: str
+    spec: AssetSpec
+
+
+@dataclass(frozen=True)
+class BindingView:
+    name: str
+    spec: SensorBindingSpec
+
+
+@dataclass(frozen=True)
+class Images:
+    """Container images of the workloads the operator renders (named as the Helm chart names them)."""
+
+    bridge: str = "dtwin/bridge:0.1.0"
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    namespace: str
+    name: str
+    uid: str
+    spec: SiteSpec
+    assets: tuple[AssetView, ...] = ()  # sorted by name
+    bindings: tuple[BindingView, ...] = ()  # sorted by name; only bindings whose asset is in `assets`
+    images: Images = Images()
+
+    def bindings_of(self, asset: str) -> tuple[BindingView, ...]:
+        return tuple(b for b in self.bindings if b.spec.asset_ref == asset)

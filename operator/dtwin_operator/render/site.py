@@ -1,0 +1,128 @@
+"""Everything a Site becomes in Kubernetes: bridge routing ConfigMap, Deployment, Service, HPA, dashboard.
+
+`site_children(ctx)` is pure: the same context always gives the same manifests
+in the same order. Owner references are added by the reconciler (they need the
+live object's uid), not here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dtwin_operator import labels, names
+from dtwin_operator.render import routing
+from dtwin_operator.render.context import SiteContext
+from dtwin_operator.render.dashboard import dashboard
+
+METRICS_PORT = 9100
+ROUTING_DIR = "/etc/dtwin/routing"
+
+
+def _meta(ctx: SiteContext, name: str, component: str, **extra_labels: str) -> dict[str, Any]:
+    return {"name": name, "namespace": ctx.namespace, "labels": {**labels.common(ctx.name, component),
+                                                                  **extra_labels}}
+
+
+def routing_configmap(ctx: SiteContext, serialized: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta(ctx, names.routing_configmap(ctx.name), "bridge"),
+        "data": {names.ROUTING_KEY: serialized},
+    }
+
+
+def _container(ctx: SiteContext) -> dict[str, Any]:
+    probe = {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 10}
+    return {
+        "name": "bridge",
+        "image": ctx.images.bridge,
+        "args": ["--routing", f"{ROUTING_DIR}/{names.ROUTING_KEY}"],
+        "env": [
+            {"name": "DTWIN_BRIDGE_SITE", "value": ctx.name},
+            {"name": "DTWIN_BRIDGE_NAMESPACE", "value": ctx.namespace},
+            {"name": "DTWIN_BRIDGE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "httpGet": {"path": "/health", "port": "metrics"}},
+        # CPU request is what the HPA's utilisation target is a percentage of.
+        "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": [{"name": "routing", "mountPath": ROUTING_DIR, "readOnly": True}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+    }
+
+
+def bridge_deployment(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
+    """The bridge Deployment. `replicas` is left out: the HPA owns it (server-side apply would fight it)."""
+    selector = labels.selector(ctx.name, "bridge")
+    pod_labels = labels.common(ctx.name, "bridge")
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    # A new routing table changes the hash, which rolls the pods.
+                    "annotations": {names.CONFIG_HASH_ANNOTATION: config_hash},
+                },
+                "spec": {
+                    "containers": [_container(ctx)],
+                    "volumes": [{"name": "routing", "configMap": {"name": names.routing_configmap(ctx.name)}}],
+                    "terminationGracePeriodSeconds": 30,
+                },
+            },
+        },
+    }
+
+
+def bridge_service(ctx: SiteContext) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
+        "spec": {
+            "selector": labels.selector(ctx.name, "bridge"),
+            "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    }
+
+
+def bridge_hpa(ctx: SiteContext) -> dict[str, Any]:
+    b = ctx.spec.bridge
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.bridge(ctx.name)},
+            "minReplicas": b.min_replicas,
+            "maxReplicas": b.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": b.target_cpu_utilization}}}],
+        },
+    }
+
+
+def dashboard_configmap(ctx: SiteContext) -> dict[str, Any]:
+    """Picked up by Grafana's dashboard sidecar through the `grafana_dashboard: "1"` label."""
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta(ctx, names.dashboard_configmap(ctx.name), "dashboard",
+                          **{labels.GRAFANA_DASHBOARD: "1"}),
+        "data": {names.dashboard_file(ctx.name): json.dumps(dashboard(ctx), sort_keys=True, indent=1)},
+    }
+
+
+def site_children(ctx: SiteContext) -> list[dict[str, Any]]:
+    """All objects owned by the Site, in apply order (config before the workload that mounts it)."""
+    serialized = routing.serialize(routing.table(ctx))
+    return [
+        routing_configmap(ctx, serialized),
+        bridge_deployment(ctx, routing.config_hash(serialized)),
+        bridge_service(ctx),
+        bridge_hpa(ctx),
+        dashboard_configmap(ctx),
+    ]

@@ -1,0 +1,39 @@
+"""What every handler needs, built once at startup and handed down through Kopf's `memo`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from dtwin_operator.coalesce import Coalescer
+from dtwin_operator.indexes import Indexes
+from dtwin_operator.k8s.client import Kube
+from dtwin_operator.reconcile.site import reconcile_site
+from dtwin_operator.render.context import Images
+from dtwin_operator.settings import OperatorSettings
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: Kube
+    images: Images
+    coalescer: Coalescer = field(default_factory=Coalescer)
+
+    async def site(self, idx: Indexes, namespace: str, name: str) -> None:
+        """Reconcile a Site, coalesced with concurrent requests for the same Site."""
+        await self.coalescer.run(("Site", namespace, name),
+                                 lambda: reconcile_site(self.kube, idx, namespace, name, self.images))
+
+    async def to_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+
+def of(memo: kopf.Memo) -> Runtime:
+    rt = memo.get("runtime")
+    if not isinstance(rt, Runtime):
+        raise kopf.PermanentError("operator runtime missing: the startup handler did not run")
+    return rt

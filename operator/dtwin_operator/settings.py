@@ -1,0 +1,20 @@
+"""Operator settings, read once at start from DTWIN_OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DTWIN_OPERATOR_", frozen=True)
+
+    drift_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between level-based re-reconciles that repair drift."
+    )
+    retry_delay: float = Field(default=10.0, gt=0, description="Seconds before re-checking a missing reference.")
+    error_backoff: float = Field(default=5.0, gt=0, description="Seconds before retrying a failed reconcile.")
+    bridge_image: str = Field(default="dtwin/bridge:0.1.0", description="Image of the MQTT ingestion bridge.")
+    metrics_port: int = Field(default=0, ge=0, le=65535,
+                              description="Port of the Prometheus /metrics endpoint on 127.0.0.1; 0 = off.")
+    watch_server_timeout: int = Field(default=300, gt=0, description="Server-side watch timeout in seconds.")

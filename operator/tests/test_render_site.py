@@ -1,0 +1,131 @@
+"""Unit tests of the Site renderers: routing table, bridge Deployment/Service/HPA, owned-object shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dtwin_operator import names
+from dtwin_operator.api.asset import AssetSpec
+from dtwin_operator.api.sensorbinding import SensorBindingSpec
+from dtwin_operator.api.site import SiteSpec
+from dtwin_operator.render import routing
+from dtwin_operator.render.context import AssetView, BindingView, Images, SiteContext
+from dtwin_operator.render.site import bridge_deployment, bridge_hpa, bridge_service, site_children
+
+
+def binding(name: str, asset: str = "ahu-1", **spec: object) -> BindingView:
+    base = {"assetRef": asset, "metric": "supply_air_temp", "topic": f"sites/hq/{asset}/telemetry", "unit": "degC"}
+    return BindingView(name, SensorBindingSpec.model_validate({**base, **spec}))
+
+
+def context(bindings: tuple[BindingView, ...] = (), **site: object) -> SiteContext:
+    spec = SiteSpec.model_validate({
+        "layout": {"floors": [{"name": "l1", "level": 1}]},
+        "bridge": {"minReplicas": 2, "maxReplicas": 5, "targetCpuUtilization": 60, "batchSize": 1000,
+                   "flushIntervalMs": 100},
+        "storage": {"database": "campus"},
+        **site,
+    })
+    asset = AssetView("ahu-1", AssetSpec.model_validate({"siteRef": "hq", "kind": "AHU",
+                                                         "location": {"floor": "l1"}}))
+    return SiteContext(namespace="demo", name="hq", uid="uid-1", spec=spec, assets=(asset,), bindings=bindings,
+                       images=Images(bridge="dtwin/bridge:test"))
+
+
+def test_routing_table_carries_every_binding_field() -> None:
+    b = binding("ahu-1-sat", field="sat", payloadFormat="senml", unit="degF",
+                validRange={"min": -40, "max": 250}, thresholds={"warningHigh": 80, "criticalHigh": 90,
+                                                                  "forSeconds": 60, "hysteresis": 2},
+                expectedIntervalSeconds=15)
+    table = routing.table(context((b,)))
+    assert table["schema"] == "site_hq"
+    assert table["database"] == "campus"
+    assert table["sharedGroup"] == "dtwin-demo-hq"
+    assert table["batch"] == {"size": 1000, "flushIntervalMs": 100}
+    assert table["broker"] == {"host": "127.0.0.1", "port": 1883, "tls": False}
+    assert table["routes"] == [{
+        "sensor": "ahu-1-sat", "asset": "ahu-1", "metric": "supply_air_temp", "topic": "sites/hq/ahu-1/telemetry",
+        "format": "senml", "field": "sat", "unit": "degF", "expectedIntervalSeconds": 15,
+        "validRange": {"min": -40.0, "max": 250.0},
+        "thresholds": {"warningHigh": 80.0, "criticalHigh": 90.0, "forSeconds": 60, "hysteresis": 2.0},
+    }]
+
+
+def test_field_defaults_to_metric_and_range_is_optional() -> None:
+    (r,) = routing.table(context((binding("b1"),)))["routes"]
+    assert r["field"] == "supply_air_temp"
+    assert "validRange" not in r
+
+
+def test_subscriptions_use_prefix_and_add_topics_outside_it() -> None:
+    ctx = context((binding("a"), binding("b", topic="legacy/ahu1", metric="rat")), mqtt={"topicPrefix": "campus/hq"})
+    assert routing.subscriptions(ctx) == ["campus/hq/#", "legacy/ahu1", "sites/hq/ahu-1/telemetry"]
+    assert routing.subscriptions(context((binding("a"),))) == ["sites/hq/#"]
+
+
+def test_duplicate_source_is_left_out_and_reported() -> None:
+    ctx = context((binding("a"), binding("b"), binding("c", field="other")))
+    assert routing.conflicts(ctx) == {"b": "a"}
+    assert [r["sensor"] for r in routing.table(ctx)["routes"]] == ["a", "c"]
+
+
+def test_config_hash_changes_with_any_binding_edit() -> None:
+    def h(ctx: SiteContext) -> str:
+        return routing.config_hash(routing.serialize(routing.table(ctx)))
+
+    base = h(context((binding("a"),)))
+    assert base == h(context((binding("a"),)))
+    assert base != h(context((binding("a", unit="degF"),)))
+    assert base != h(context((binding("a", thresholds={"warningHigh": 30}),)))
+
+
+def test_deployment_mounts_routing_and_rolls_on_hash() -> None:
+    ctx = context()
+    dep = bridge_deployment(ctx, "abc123")
+    assert dep["metadata"]["name"] == "dtwin-bridge-hq"
+    assert dep["metadata"]["namespace"] == "demo"
+    assert "replicas" not in dep["spec"], "the HPA owns replicas"
+    tpl = dep["spec"]["template"]
+    assert tpl["metadata"]["annotations"] == {names.CONFIG_HASH_ANNOTATION: "abc123"}
+    assert dep["spec"]["selector"]["matchLabels"].items() <= tpl["metadata"]["labels"].items()
+    (c,) = tpl["spec"]["containers"]
+    assert c["image"] == "dtwin/bridge:test"
+    assert {"name": "DTWIN_BRIDGE_SITE", "value": "hq"} in c["env"]
+    assert tpl["spec"]["volumes"] == [{"name": "routing", "configMap": {"name": "dtwin-bridge-hq-routing"}}]
+
+
+def test_service_selects_bridge_pods_and_hpa_uses_site_scaling() -> None:
+    ctx = context()
+    svc, hpa = bridge_service(ctx), bridge_hpa(ctx)
+    pod_labels = bridge_deployment(ctx, "x")["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dtwin-bridge-hq"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+
+
+def test_children_are_complete_labelled_and_deterministic() -> None:
+    ctx = context((binding("a"),))
+    children = site_children(ctx)
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("ConfigMap", "dtwin-bridge-hq-routing"), ("Deployment", "dtwin-bridge-hq"), ("Service", "dtwin-bridge-hq"),
+        ("HorizontalPodAutoscaler", "dtwin-bridge-hq"), ("ConfigMap", "dtwin-dashboard-hq"),
+    ]
+    for c in children:
+        assert c["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dtwin-operator"
+        assert c["metadata"]["labels"]["dtwin.io/site"] == "hq"
+    assert children[-1]["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(children[-1]["data"]["dtwin-site-hq.json"])["uid"]
+    routing_json = json.loads(children[0]["data"][names.ROUTING_KEY])
+    hash_ = children[1]["spec"]["template"]["metadata"]["annotations"][names.CONFIG_HASH_ANNOTATION]
+    assert hash_ == routing.config_hash(routing.serialize(routing_json))
+    assert site_children(ctx) == children
+
+
+@pytest.mark.parametrize("site", ["hq", "a-very-long-site-name-of-forty-chars-xyz"])
+def test_derived_names_fit_kubernetes_limits(site: str) -> None:
+    for n in (names.bridge(site), names.routing_configmap(site), names.dashboard_configmap(site)):
+        assert len(n) <= 63
+    assert names.schema(site).replace("_", "").isalnum()
