@@ -7,17 +7,21 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
-KEY=$( (cat "$ROOT/pyproject.toml"; $PY --version) | sha256sum | cut -c1-12)
+# Keyed by the dependency lists only, so editing tool settings in pyproject.toml
+# does not rebuild the venv.
+REQS=$("$PY" - "$ROOT/pyproject.toml" <<'PYEOF'
+import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))
+PYEOF
+)
+KEY=$( (echo "$REQS"; $PY --version) | sha256sum | cut -c1-12)
 VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-$KEY
 if [[ ! -f "$VENV/.complete" ]]; then
   echo "[venv] creating $VENV (first run only)" >&2
   rm -rf "$VENV"
   $PY -m venv "$VENV"
-  "$PY" - "$ROOT/pyproject.toml" > "$VENV/requirements.txt" <<'PYEOF'
-import sys, tomllib
-p = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))
-PYEOF
+  echo "$REQS" > "$VENV/requirements.txt"
   "$VENV/bin/pip" install --disable-pip-version-check --progress-bar on \
       -r "$VENV/requirements.txt" >&2
   touch "$VENV/.complete"

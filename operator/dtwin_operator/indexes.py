@@ -34,9 +34,12 @@ class Obj:
 def _obj(body: kopf.Body) -> Obj:
     meta = body.metadata
     return Obj(
-        namespace=meta.namespace or "", name=meta.name or "", uid=meta.uid or "",
+        namespace=meta.namespace or "",
+        name=meta.name or "",
+        uid=meta.uid or "",
         generation=int(meta.get("generation") or 0),
-        spec=copy.deepcopy(dict(body.spec)), status=copy.deepcopy(dict(body.status)),
+        spec=copy.deepcopy(dict(body.spec)),
+        status=copy.deepcopy(dict(body.status)),
         labels=dict(meta.labels),
     )
 

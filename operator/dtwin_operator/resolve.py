@@ -17,15 +17,23 @@ from dtwin_operator.status import Cond
 
 
 def site_missing(namespace: str, site: str) -> Cond:
-    return Cond("SiteResolved", False, "SiteNotFound",
-                f"Site {site!r} does not exist in namespace {namespace!r}; create it or fix spec.siteRef. "
-                "The object becomes Ready by itself once the Site exists.")
+    return Cond(
+        "SiteResolved",
+        False,
+        "SiteNotFound",
+        f"Site {site!r} does not exist in namespace {namespace!r}; create it or fix spec.siteRef. "
+        "The object becomes Ready by itself once the Site exists.",
+    )
 
 
 def asset_missing(namespace: str, asset: str) -> Cond:
-    return Cond("AssetResolved", False, "AssetNotFound",
-                f"Asset {asset!r} does not exist in namespace {namespace!r}; create it or fix spec.assetRef. "
-                "The binding becomes Ready by itself once the Asset exists.")
+    return Cond(
+        "AssetResolved",
+        False,
+        "AssetNotFound",
+        f"Asset {asset!r} does not exist in namespace {namespace!r}; create it or fix spec.assetRef. "
+        "The binding becomes Ready by itself once the Asset exists.",
+    )
 
 
 def placement(asset: AssetSpec, site_name: str, site: SiteSpec) -> Cond:
@@ -34,15 +42,23 @@ def placement(asset: AssetSpec, site_name: str, site: SiteSpec) -> Cond:
     where = asset.location
     if where.floor not in floors:
         known = ", ".join(sorted(floors)) or "none declared"
-        return Cond("Placed", False, "UnknownFloor",
-                    f"spec.location.floor {where.floor!r} is not a floor of Site {site_name!r} (floors: {known}); "
-                    "add it to the Site's spec.layout.floors or fix the Asset.")
+        return Cond(
+            "Placed",
+            False,
+            "UnknownFloor",
+            f"spec.location.floor {where.floor!r} is not a floor of Site {site_name!r} (floors: {known}); "
+            "add it to the Site's spec.layout.floors or fix the Asset.",
+        )
     zones = {z.name for z in floors[where.floor].zones}
     if where.zone is not None and where.zone not in zones:
         known = ", ".join(sorted(zones)) or "none declared"
-        return Cond("Placed", False, "UnknownZone",
-                    f"spec.location.zone {where.zone!r} is not a zone of floor {where.floor!r} at Site "
-                    f"{site_name!r} (zones: {known}); add it to the floor's zones or fix the Asset.")
+        return Cond(
+            "Placed",
+            False,
+            "UnknownZone",
+            f"spec.location.zone {where.zone!r} is not a zone of floor {where.floor!r} at Site "
+            f"{site_name!r} (zones: {known}); add it to the floor's zones or fix the Asset.",
+        )
     zone = f", zone {where.zone}" if where.zone else ""
     return Cond("Placed", True, "Placed", f"floor {where.floor}{zone}")
 
@@ -57,8 +73,12 @@ def bridge_available(deployment_name: str, dep_status: Mapping[str, Any] | None)
     if available and available.get("status") == "True":
         return Cond("BridgeAvailable", True, "Available", f"{ready}/{want} bridge replicas ready")
     why = (available or {}).get("message") or "no replica is ready yet"
-    return Cond("BridgeAvailable", False, "BridgeUnavailable",
-                f"Deployment {deployment_name}: {ready}/{want} replicas ready ({why}); see its pods' events.")
+    return Cond(
+        "BridgeAvailable",
+        False,
+        "BridgeUnavailable",
+        f"Deployment {deployment_name}: {ready}/{want} replicas ready ({why}); see its pods' events.",
+    )
 
 
 def selected(selector: AssetSelector, assets: Iterable[Obj]) -> list[Obj]:
@@ -77,6 +97,10 @@ def selected(selector: AssetSelector, assets: Iterable[Obj]) -> list[Obj]:
 
 def selection(count: int) -> Cond:
     if count == 0:
-        return Cond("AssetsSelected", False, "NoAssetsSelected",
-                    "spec.selector matches no Asset in this namespace; widen the selector or create the Assets.")
+        return Cond(
+            "AssetsSelected",
+            False,
+            "NoAssetsSelected",
+            "spec.selector matches no Asset in this namespace; widen the selector or create the Assets.",
+        )
     return Cond("AssetsSelected", True, "Selected", f"{count} assets selected")

@@ -25,8 +25,9 @@ class Runtime:
 
     async def site(self, idx: Indexes, namespace: str, name: str) -> None:
         """Reconcile a Site, coalesced with concurrent requests for the same Site."""
-        await self.coalescer.run(("Site", namespace, name),
-                                 lambda: reconcile_site(self.kube, idx, namespace, name, self.images))
+        await self.coalescer.run(
+            ("Site", namespace, name), lambda: reconcile_site(self.kube, idx, namespace, name, self.images)
+        )
 
     async def to_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

@@ -15,6 +15,7 @@ class OperatorSettings(BaseSettings):
     retry_delay: float = Field(default=10.0, gt=0, description="Seconds before re-checking a missing reference.")
     error_backoff: float = Field(default=5.0, gt=0, description="Seconds before retrying a failed reconcile.")
     bridge_image: str = Field(default="dtwin/bridge:0.1.0", description="Image of the MQTT ingestion bridge.")
-    metrics_port: int = Field(default=0, ge=0, le=65535,
-                              description="Port of the Prometheus /metrics endpoint on 127.0.0.1; 0 = off.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint on 127.0.0.1; 0 = off."
+    )
     watch_server_timeout: int = Field(default=300, gt=0, description="Server-side watch timeout in seconds.")

@@ -30,15 +30,18 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def set_condition(
-    previous: Iterable[Mapping[str, Any]], cond: Cond, generation: int | None, at: str
-) -> dict[str, Any]:
+def set_condition(previous: Iterable[Mapping[str, Any]], cond: Cond, generation: int | None, at: str) -> dict[str, Any]:
     """The condition dict, keeping the previous transition time when the status did not change."""
     status = "True" if cond.ok else "False"
     before = next((c for c in previous if c.get("type") == cond.type), None)
     since = before["lastTransitionTime"] if before and before.get("status") == status else at
-    out: dict[str, Any] = {"type": cond.type, "status": status, "reason": cond.reason,
-                           "message": cond.message, "lastTransitionTime": since}
+    out: dict[str, Any] = {
+        "type": cond.type,
+        "status": status,
+        "reason": cond.reason,
+        "message": cond.message,
+        "lastTransitionTime": since,
+    }
     if generation is not None:
         out["observedGeneration"] = generation
     return out
@@ -53,8 +56,12 @@ def ready_of(parts: list[Cond], ready_reason: str = "Reconciled", ready_message:
 
 
 def compose(
-    previous: Mapping[str, Any] | None, parts: list[Cond], generation: int | None, at: str,
-    fields: Mapping[str, Any] | None = None, ready: Cond | None = None,
+    previous: Mapping[str, Any] | None,
+    parts: list[Cond],
+    generation: int | None,
+    at: str,
+    fields: Mapping[str, Any] | None = None,
+    ready: Cond | None = None,
 ) -> dict[str, Any]:
     """The full status: Ready first, then the parts, plus any other fields, with observedGeneration."""
     prior = list((previous or {}).get("conditions") or [])

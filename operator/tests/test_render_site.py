@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from dtwin_operator import names
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
@@ -21,36 +20,62 @@ def binding(name: str, asset: str = "ahu-1", **spec: object) -> BindingView:
 
 
 def context(bindings: tuple[BindingView, ...] = (), **site: object) -> SiteContext:
-    spec = SiteSpec.model_validate({
-        "layout": {"floors": [{"name": "l1", "level": 1}]},
-        "bridge": {"minReplicas": 2, "maxReplicas": 5, "targetCpuUtilization": 60, "batchSize": 1000,
-                   "flushIntervalMs": 100},
-        "storage": {"database": "campus"},
-        **site,
-    })
-    asset = AssetView("ahu-1", AssetSpec.model_validate({"siteRef": "hq", "kind": "AHU",
-                                                         "location": {"floor": "l1"}}))
-    return SiteContext(namespace="demo", name="hq", uid="uid-1", spec=spec, assets=(asset,), bindings=bindings,
-                       images=Images(bridge="dtwin/bridge:test"))
+    spec = SiteSpec.model_validate(
+        {
+            "layout": {"floors": [{"name": "l1", "level": 1}]},
+            "bridge": {
+                "minReplicas": 2,
+                "maxReplicas": 5,
+                "targetCpuUtilization": 60,
+                "batchSize": 1000,
+                "flushIntervalMs": 100,
+            },
+            "storage": {"database": "campus"},
+            **site,
+        }
+    )
+    asset = AssetView("ahu-1", AssetSpec.model_validate({"siteRef": "hq", "kind": "AHU", "location": {"floor": "l1"}}))
+    return SiteContext(
+        namespace="demo",
+        name="hq",
+        uid="uid-1",
+        spec=spec,
+        assets=(asset,),
+        bindings=bindings,
+        images=Images(bridge="dtwin/bridge:test"),
+    )
 
 
 def test_routing_table_carries_every_binding_field() -> None:
-    b = binding("ahu-1-sat", field="sat", payloadFormat="senml", unit="degF",
-                validRange={"min": -40, "max": 250}, thresholds={"warningHigh": 80, "criticalHigh": 90,
-                                                                  "forSeconds": 60, "hysteresis": 2},
-                expectedIntervalSeconds=15)
+    b = binding(
+        "ahu-1-sat",
+        field="sat",
+        payloadFormat="senml",
+        unit="degF",
+        validRange={"min": -40, "max": 250},
+        thresholds={"warningHigh": 80, "criticalHigh": 90, "forSeconds": 60, "hysteresis": 2},
+        expectedIntervalSeconds=15,
+    )
     table = routing.table(context((b,)))
     assert table["schema"] == "site_hq"
     assert table["database"] == "campus"
     assert table["sharedGroup"] == "dtwin-demo-hq"
     assert table["batch"] == {"size": 1000, "flushIntervalMs": 100}
     assert table["broker"] == {"host": "127.0.0.1", "port": 1883, "tls": False}
-    assert table["routes"] == [{
-        "sensor": "ahu-1-sat", "asset": "ahu-1", "metric": "supply_air_temp", "topic": "sites/hq/ahu-1/telemetry",
-        "format": "senml", "field": "sat", "unit": "degF", "expectedIntervalSeconds": 15,
-        "validRange": {"min": -40.0, "max": 250.0},
-        "thresholds": {"warningHigh": 80.0, "criticalHigh": 90.0, "forSeconds": 60, "hysteresis": 2.0},
-    }]
+    assert table["routes"] == [
+        {
+            "sensor": "ahu-1-sat",
+            "asset": "ahu-1",
+            "metric": "supply_air_temp",
+            "topic": "sites/hq/ahu-1/telemetry",
+            "format": "senml",
+            "field": "sat",
+            "unit": "degF",
+            "expectedIntervalSeconds": 15,
+            "validRange": {"min": -40.0, "max": 250.0},
+            "thresholds": {"warningHigh": 80.0, "criticalHigh": 90.0, "forSeconds": 60, "hysteresis": 2.0},
+        }
+    ]
 
 
 def test_field_defaults_to_metric_and_range_is_optional() -> None:
@@ -110,8 +135,11 @@ def test_children_are_complete_labelled_and_deterministic() -> None:
     ctx = context((binding("a"),))
     children = site_children(ctx)
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
-        ("ConfigMap", "dtwin-bridge-hq-routing"), ("Deployment", "dtwin-bridge-hq"), ("Service", "dtwin-bridge-hq"),
-        ("HorizontalPodAutoscaler", "dtwin-bridge-hq"), ("ConfigMap", "dtwin-dashboard-hq"),
+        ("ConfigMap", "dtwin-bridge-hq-routing"),
+        ("Deployment", "dtwin-bridge-hq"),
+        ("Service", "dtwin-bridge-hq"),
+        ("HorizontalPodAutoscaler", "dtwin-bridge-hq"),
+        ("ConfigMap", "dtwin-dashboard-hq"),
     ]
     for c in children:
         assert c["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "dtwin-operator"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from dtwin_operator import resolve
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.modeldeployment import AssetSelector
@@ -42,16 +41,20 @@ def test_compose_is_stable_so_a_second_reconcile_writes_nothing() -> None:
 
 
 def _site() -> SiteSpec:
-    return SiteSpec.model_validate({"layout": {"floors": [
-        {"name": "l1", "level": 1, "zones": [{"name": "east"}]}, {"name": "b1", "level": -1}]}})
+    return SiteSpec.model_validate(
+        {"layout": {"floors": [{"name": "l1", "level": 1, "zones": [{"name": "east"}]}, {"name": "b1", "level": -1}]}}
+    )
 
 
-@pytest.mark.parametrize(("location", "ok", "reason"), [
-    ({"floor": "l1", "zone": "east"}, True, "Placed"),
-    ({"floor": "b1"}, True, "Placed"),
-    ({"floor": "l9"}, False, "UnknownFloor"),
-    ({"floor": "l1", "zone": "west"}, False, "UnknownZone"),
-])
+@pytest.mark.parametrize(
+    ("location", "ok", "reason"),
+    [
+        ({"floor": "l1", "zone": "east"}, True, "Placed"),
+        ({"floor": "b1"}, True, "Placed"),
+        ({"floor": "l9"}, False, "UnknownFloor"),
+        ({"floor": "l1", "zone": "west"}, False, "UnknownZone"),
+    ],
+)
 def test_placement_checks_floor_and_zone(location: dict[str, str], ok: bool, reason: str) -> None:
     asset = AssetSpec.model_validate({"siteRef": "hq", "kind": "Pump", "location": location})
     cond = resolve.placement(asset, "hq", _site())
@@ -74,8 +77,11 @@ def _asset(name: str, site: str, kind: str, **labels: str) -> Obj:
 
 
 def test_selector_matches_all_criteria() -> None:
-    assets = [_asset("p1", "hq", "Pump", system="water"), _asset("c1", "hq", "Chiller"),
-              _asset("p2", "plant", "Pump", system="water")]
+    assets = [
+        _asset("p1", "hq", "Pump", system="water"),
+        _asset("c1", "hq", "Chiller"),
+        _asset("p2", "plant", "Pump", system="water"),
+    ]
     pick = lambda **s: [a.name for a in resolve.selected(AssetSelector.model_validate(s), assets)]  # noqa: E731
     assert pick() == ["c1", "p1", "p2"]
     assert pick(site="hq") == ["c1", "p1"]

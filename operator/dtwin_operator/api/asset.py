@@ -44,7 +44,8 @@ class Maintenance(Model):
 
     interval_days: int = Field(default=180, description="Days between preventive services.", ge=1, le=3650)
     last_service_date: str | None = Field(
-        default=None, description="Date of the last service (YYYY-MM-DD).",
+        default=None,
+        description="Date of the last service (YYYY-MM-DD).",
         json_schema_extra={"format": "date"},
     )
 
@@ -58,8 +59,9 @@ class AssetSpec(Model):
     manufacturer: str | None = Field(default=None, description="Manufacturer.", max_length=128)
     model: str | None = Field(default=None, description="Manufacturer's model designation.", max_length=128)
     serial_number: str | None = Field(default=None, description="Serial number.", max_length=128)
-    rated_power_kw: float | None = Field(default=None, description="Nameplate electrical power in kW.", ge=0,
-                                         le=1000000)
+    rated_power_kw: float | None = Field(
+        default=None, description="Nameplate electrical power in kW.", ge=0, le=1000000
+    )
     criticality: Literal["Low", "Medium", "High", "Critical"] = Field(
         default="Medium", description="How much its failure matters; orders alerts and work orders."
     )
@@ -74,6 +76,7 @@ class AssetStatus(Status):
     sensors: int = Field(default=0, description="Sensor bindings attached to this asset.")
     health_score: float | None = Field(default=None, description="0 (failed) to 100 (healthy).", ge=0, le=100)
     open_alerts: int = Field(default=0, description="Alerts not yet resolved.")
-    failure_risk: float | None = Field(default=None, description="Probability of failure within the model's "
-                                       "horizon (0-1).", ge=0, le=1)
+    failure_risk: float | None = Field(
+        default=None, description="Probability of failure within the model's horizon (0-1).", ge=0, le=1
+    )
     last_seen: str | None = Field(default=None, description="Time of the newest reading (RFC 3339).")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonDict
 
 GROUP = "dtwin.io"
 VERSION = "v1alpha1"
@@ -23,6 +24,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
+_BASE = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+
 class Model(BaseModel):
     """Base for spec/status models: camelCase aliases, frozen, unknown keys ignored.
 
@@ -30,16 +34,19 @@ class Model(BaseModel):
     already pruned them against the schema; what remains is what Kopf adds.
     """
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
-    )
+    model_config = ConfigDict(**_BASE)
 
     def wire(self) -> dict[str, Any]:
         """The object as it appears in YAML (camelCase, unset optionals left out)."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+def with_rules(*rules: JsonDict) -> ConfigDict:
+    """The Model config plus CEL rules on the whole object (`x-kubernetes-validations`)."""
+    return ConfigDict(**_BASE, json_schema_extra={"x-kubernetes-validations": list(rules)})
+
+
+def cel(rule: str, message: str, **extra: str) -> JsonDict:
     """One `x-kubernetes-validations` entry: a CEL rule and the message shown when it fails."""
     return {"rule": rule, "message": message, **extra}
 
@@ -68,8 +75,7 @@ def sub(model: type[Model], description: str) -> Any:
     Spelled out rather than `{}`: the API server checks a default against the object's CEL
     rules without defaulting inside it first, so `{}` would fail e.g. `self.min <= self.max`.
     """
-    return Field(default_factory=model, description=description,
-                 json_schema_extra={"default": model().wire()})
+    return Field(default_factory=model, description=description, json_schema_extra={"default": model().wire()})
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -80,9 +86,7 @@ class Condition(Model):
 
     type: str = Field(description="Condition type, e.g. Ready, Resolved, BridgeReady.", max_length=64)
     status: ConditionStatus = Field(description="True, False or Unknown.")
-    reason: str = Field(
-        description="One CamelCase word saying why the condition has its status.", max_length=128
-    )
+    reason: str = Field(description="One CamelCase word saying why the condition has its status.", max_length=128)
     message: str = Field(default="", description="What happened and, if needed, what to do about it.")
     last_transition_time: str = Field(
         description="When the status last changed (RFC 3339).", json_schema_extra={"format": "date-time"}

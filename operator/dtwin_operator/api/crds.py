@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from pydantic.json_schema import JsonDict
 
 from dtwin_operator.api.asset import AssetSpec, AssetStatus
 from dtwin_operator.api.common import GROUP, VERSION, cel
@@ -35,7 +36,7 @@ class Kind:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[tuple[str, str, str], ...]  # (name, type, jsonPath) before Ready and Age
-    rules: tuple[dict[str, str], ...] = ()  # CEL rules on the whole object (e.g. on metadata.name)
+    rules: tuple[JsonDict, ...] = ()  # CEL rules on the whole object (e.g. on metadata.name)
 
     @property
     def singular(self) -> str:
@@ -47,30 +48,69 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Site", "sites", ("dsite",),
-         "A building, campus or plant: the unit of tenancy, sharding and autoscaling.",
-         SiteSpec, SiteStatus,
-         (("Assets", "integer", ".status.assets"), ("Sensors", "integer", ".status.sensors"),
-          ("Bridge", "integer", ".status.bridge.readyReplicas")),
-         # The name becomes the bridge Service's name (DNS-1035, <= 63 with its prefix) and a schema name.
-         (cel("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-              "metadata.name of a Site must be at most 40 characters of lowercase letters, digits and '-', "
-              "starting with a letter (it names the site's bridge Service and database schema)"),)),
-    Kind("Asset", "assets", ("dasset",),
-         "One physical asset (AHU, chiller, pump, ...) at a site, placed in its building.",
-         AssetSpec, AssetStatus,
-         (("Site", "string", ".spec.siteRef"), ("Kind", "string", ".spec.kind"),
-          ("Floor", "string", ".spec.location.floor"), ("Sensors", "integer", ".status.sensors"))),
-    Kind("SensorBinding", "sensorbindings", ("sb", "sensor"),
-         "One sensor point bound to an asset metric: topic, payload, unit, valid range and thresholds.",
-         SensorBindingSpec, SensorBindingStatus,
-         (("Asset", "string", ".spec.assetRef"), ("Metric", "string", ".spec.metric"),
-          ("Unit", "string", ".spec.unit"), ("Topic", "string", ".spec.topic"))),
-    Kind("ModelDeployment", "modeldeployments", ("mdep",),
-         "One ML task (anomaly, failure, energy) served for a selection of assets.",
-         ModelDeploymentSpec, ModelDeploymentStatus,
-         (("Task", "string", ".spec.task"), ("Model", "string", ".spec.model.name"),
-          ("Version", "string", ".spec.model.version"), ("Assets", "integer", ".status.selectedAssets"))),
+    Kind(
+        "Site",
+        "sites",
+        ("dsite",),
+        "A building, campus or plant: the unit of tenancy, sharding and autoscaling.",
+        SiteSpec,
+        SiteStatus,
+        (
+            ("Assets", "integer", ".status.assets"),
+            ("Sensors", "integer", ".status.sensors"),
+            ("Bridge", "integer", ".status.bridge.readyReplicas"),
+        ),
+        # The name becomes the bridge Service's name (DNS-1035, <= 63 with its prefix) and a schema name.
+        (
+            cel(
+                "self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                "metadata.name of a Site must be at most 40 characters of lowercase letters, digits and '-', "
+                "starting with a letter (it names the site's bridge Service and database schema)",
+            ),
+        ),
+    ),
+    Kind(
+        "Asset",
+        "assets",
+        ("dasset",),
+        "One physical asset (AHU, chiller, pump, ...) at a site, placed in its building.",
+        AssetSpec,
+        AssetStatus,
+        (
+            ("Site", "string", ".spec.siteRef"),
+            ("Kind", "string", ".spec.kind"),
+            ("Floor", "string", ".spec.location.floor"),
+            ("Sensors", "integer", ".status.sensors"),
+        ),
+    ),
+    Kind(
+        "SensorBinding",
+        "sensorbindings",
+        ("sb", "sensor"),
+        "One sensor point bound to an asset metric: topic, payload, unit, valid range and thresholds.",
+        SensorBindingSpec,
+        SensorBindingStatus,
+        (
+            ("Asset", "string", ".spec.assetRef"),
+            ("Metric", "string", ".spec.metric"),
+            ("Unit", "string", ".spec.unit"),
+            ("Topic", "string", ".spec.topic"),
+        ),
+    ),
+    Kind(
+        "ModelDeployment",
+        "modeldeployments",
+        ("mdep",),
+        "One ML task (anomaly, failure, energy) served for a selection of assets.",
+        ModelDeploymentSpec,
+        ModelDeploymentStatus,
+        (
+            ("Task", "string", ".spec.task"),
+            ("Model", "string", ".spec.model.name"),
+            ("Version", "string", ".spec.model.version"),
+            ("Assets", "integer", ".status.selectedAssets"),
+        ),
+    ),
 )
 BY_KIND = {k.kind: k for k in KINDS}
 
@@ -81,14 +121,18 @@ def crd(kind: Kind) -> dict[str, Any]:
     spec["description"] = f"Desired state of the {kind.kind}."
     status = structural(kind.status)
     status["description"] = f"Observed state of the {kind.kind}, written by the dtwin operator."
-    columns = [{"name": n, "type": t, "jsonPath": p} for n, t, p in kind.columns]
+    columns: list[dict[str, Any]] = [{"name": n, "type": t, "jsonPath": p} for n, t, p in kind.columns]
     columns += [
         {"name": "Ready", "type": "string", "jsonPath": READY},
-        {"name": "Reason", "type": "string", "priority": 1,
-         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+        {
+            "name": "Reason",
+            "type": "string",
+            "priority": 1,
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": kind.description,
         "required": ["spec"],
@@ -110,15 +154,22 @@ def crd(kind: Kind) -> dict[str, Any]:
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": kind.kind, "plural": kind.plural, "singular": kind.singular,
-                "shortNames": list(kind.short_names), "categories": [CATEGORY],
+                "kind": kind.kind,
+                "plural": kind.plural,
+                "singular": kind.singular,
+                "shortNames": list(kind.short_names),
+                "categories": [CATEGORY],
             },
-            "versions": [{
-                "name": VERSION, "served": True, "storage": True,
-                "schema": {"openAPIV3Schema": schema},
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
-            }],
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                }
+            ],
         },
     }
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from dtwin_operator.api.asset import AssetKind
-from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, sub
+from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, sub, with_rules
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -21,10 +21,13 @@ class AssetSelector(Model):
     """Which assets the model watches; every given criterion must match. An empty selector selects every asset
     in the namespace."""
 
-    site: str | None = Field(default=None, description="Only assets of this Site.", pattern=NAME_PATTERN,
-                             max_length=63)
-    kinds: list[AssetKind] = Field(default_factory=list, description="Only assets of these kinds.", max_length=20,
-                                   json_schema_extra={"x-kubernetes-list-type": "set"})
+    site: str | None = Field(default=None, description="Only assets of this Site.", pattern=NAME_PATTERN, max_length=63)
+    kinds: list[AssetKind] = Field(
+        default_factory=list,
+        description="Only assets of these kinds.",
+        max_length=20,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     match_labels: dict[str, str] = Field(default_factory=dict, description="Only assets with all these labels.")
 
 
@@ -32,8 +35,7 @@ class ModelRef(Model):
     """The model in the BentoML model store, by tag name:version."""
 
     name: str = Field(description="Model name in the store.", pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=63)
-    version: str = Field(default="latest", description="Model version to serve, or 'latest'.",
-                         pattern=VERSION_PATTERN)
+    version: str = Field(default="latest", description="Model version to serve, or 'latest'.", pattern=VERSION_PATTERN)
 
 
 class Training(Model):
@@ -42,7 +44,8 @@ class Training(Model):
     schedule: str = Field(
         default="0 3 * * 0",
         description="Cron schedule (5 fields, or @daily/@weekly/...) of the retraining job.",
-        pattern=r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$", max_length=100,
+        pattern=r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$",
+        max_length=100,
     )
     window_days: int = Field(default=90, description="Days of history to train on.", ge=1, le=3650)
     horizon_hours: int = Field(default=72, description="Prediction horizon (failure task).", ge=1, le=8760)
@@ -55,18 +58,17 @@ class Serving(Model):
     max_replicas: int = Field(default=2, description="Most serving replicas the autoscaler may run.", ge=1, le=100)
     max_batch_size: int = Field(default=64, description="Adaptive batching: largest batch.", ge=1, le=4096)
     max_latency_ms: int = Field(default=50, description="Adaptive batching: longest wait.", ge=1, le=60000)
-    alert_threshold: float = Field(default=0.8, description="Score (0-1) above which a predictive alert is "
-                                   "raised.", ge=0, le=1)
+    alert_threshold: float = Field(
+        default=0.8, description="Score (0-1) above which a predictive alert is raised.", ge=0, le=1
+    )
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                # has(): the API server also checks this rule against the un-defaulted `default: {}`.
-                cel("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-                    "serving.minReplicas must be less than or equal to serving.maxReplicas", fieldPath=".minReplicas")
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel(
+            "self.minReplicas <= self.maxReplicas",
+            "serving.minReplicas must be less than or equal to serving.maxReplicas",
+            fieldPath=".minReplicas",
+        ),
+    )
 
 
 class Canary(Model):
@@ -90,15 +92,13 @@ class ModelDeploymentSpec(Model):
     serving: Serving = sub(Serving, "Serving scale and batching.")
     canary: Canary | None = Field(default=None, description="Optional canary version.")
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel("!has(self.canary) || self.canary.version != self.model.version",
-                    "canary.version must differ from model.version (the canary tests a new version)",
-                    fieldPath=".canary.version")
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel(
+            "!has(self.canary) || self.canary.version != self.model.version",
+            "canary.version must differ from model.version (the canary tests a new version)",
+            fieldPath=".canary.version",
+        ),
+    )
 
 
 class ModelDeploymentStatus(Status):

@@ -10,21 +10,44 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic.json_schema import JsonDict
 
-from dtwin_operator.api.common import Model, Status, cel, ref_field, sub
+from dtwin_operator.api.common import Model, Status, cel, ref_field, sub, with_rules
 
 # Units a binding may declare; the bridge converts each to its quantity's
 # canonical unit (first of each group) before storing.
 Unit = Literal[
-    "degC", "degF", "K",  # temperature
-    "Pa", "kPa", "bar", "psi", "inH2O",  # pressure
-    "percent", "percentRH",  # ratios, relative humidity
-    "m3/h", "L/s", "gpm", "cfm",  # flow
-    "kW", "W", "hp",  # power
-    "kWh", "Wh", "MWh",  # energy
-    "A", "V", "Hz", "rpm",  # electrical, speed
-    "mm/s", "in/s", "g",  # vibration
-    "ppm", "m/s", "count", "bool",  # air quality, velocity, counters, states
+    "degC",
+    "degF",
+    "K",  # temperature
+    "Pa",
+    "kPa",
+    "bar",
+    "psi",
+    "inH2O",  # pressure
+    "percent",
+    "percentRH",  # ratios, relative humidity
+    "m3/h",
+    "L/s",
+    "gpm",
+    "cfm",  # flow
+    "kW",
+    "W",
+    "hp",  # power
+    "kWh",
+    "Wh",
+    "MWh",  # energy
+    "A",
+    "V",
+    "Hz",
+    "rpm",  # electrical, speed
+    "mm/s",
+    "in/s",
+    "g",  # vibration
+    "ppm",
+    "m/s",
+    "count",
+    "bool",  # air quality, velocity, counters, states
 ]
 UNITS: tuple[str, ...] = Unit.__args__  # type: ignore[attr-defined]
 
@@ -35,16 +58,12 @@ class ValidRange(Model):
     min: float = Field(description="Smallest plausible value, in the binding's unit.")
     max: float = Field(description="Largest plausible value, in the binding's unit.")
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel("self.min < self.max", "validRange.min must be less than validRange.max", fieldPath=".min")
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel("self.min < self.max", "validRange.min must be less than validRange.max", fieldPath=".min"),
+    )
 
 
-def _order(lower: str, upper: str, blame: str) -> dict[str, str]:
+def _order(lower: str, upper: str, blame: str) -> JsonDict:
     """`lower < upper` when both are set; the error is reported on field `blame`."""
     return cel(
         f"!has(self.{lower}) || !has(self.{upper}) || self.{lower} < self.{upper}",
@@ -61,20 +80,18 @@ class Thresholds(Model):
     critical_high: float | None = Field(default=None, description="Critical above this value; above warningHigh.")
     warning_low: float | None = Field(default=None, description="Warn below this value.")
     critical_low: float | None = Field(default=None, description="Critical below this value; below warningLow.")
-    for_seconds: int = Field(default=0, description="How long a value must stay past a threshold to alert.",
-                             ge=0, le=86400)
-    hysteresis: float = Field(default=0, description="How far back inside a threshold a value must return to "
-                              "clear the alert.", ge=0)
+    for_seconds: int = Field(
+        default=0, description="How long a value must stay past a threshold to alert.", ge=0, le=86400
+    )
+    hysteresis: float = Field(
+        default=0, description="How far back inside a threshold a value must return to clear the alert.", ge=0
+    )
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                _order("warningHigh", "criticalHigh", blame="criticalHigh"),
-                _order("criticalLow", "warningLow", blame="criticalLow"),
-                _order("warningLow", "warningHigh", blame="warningLow"),
-            ]
-        }
-    }
+    model_config = with_rules(
+        _order("warningHigh", "criticalHigh", blame="criticalHigh"),
+        _order("criticalLow", "warningLow", blame="criticalLow"),
+        _order("warningLow", "warningHigh", blame="warningLow"),
+    )
 
 
 class SensorBindingSpec(Model):
@@ -83,15 +100,23 @@ class SensorBindingSpec(Model):
     asset_ref: str = ref_field("Asset", "Name of the Asset (same namespace) this sensor measures. Immutable.")
     metric: str = Field(
         description="Metric name on the asset, snake_case (e.g. supply_air_temp, vibration_rms).",
-        pattern=r"^[a-z][a-z0-9_]*$", max_length=63,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=63,
     )
     topic: str = Field(
         description="MQTT topic the device publishes this sensor on, without wildcards.",
-        min_length=1, max_length=256, pattern=r"^[^+#]+$",
-        json_schema_extra={"x-kubernetes-validations": [
-            cel("!self.contains('#') && !self.contains('+')",
-                "topic must not contain the MQTT wildcards '#' or '+'; give the exact topic the device publishes on")
-        ]},
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^+#]+$",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.contains('#') && !self.contains('+')",
+                    "topic must not contain the MQTT wildcards '#' or '+'; "
+                    "give the exact topic the device publishes on",
+                )
+            ]
+        },
     )
     payload_format: Literal["json", "senml", "sparkplugb"] = Field(
         default="json", description="Payload encoding: json, senml (RFC 8428) or sparkplugb."
@@ -109,20 +134,20 @@ class SensorBindingSpec(Model):
         default=60, description="How often the sensor reports; 3 missed intervals make it stale.", ge=1, le=86400
     )
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                cel("!has(self.validRange) || !has(self.thresholds.criticalHigh) "
-                    "|| self.thresholds.criticalHigh <= self.validRange.max",
-                    "thresholds.criticalHigh must be within validRange (<= validRange.max)",
-                    fieldPath=".thresholds.criticalHigh"),
-                cel("!has(self.validRange) || !has(self.thresholds.criticalLow) "
-                    "|| self.thresholds.criticalLow >= self.validRange.min",
-                    "thresholds.criticalLow must be within validRange (>= validRange.min)",
-                    fieldPath=".thresholds.criticalLow"),
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel(
+            "!has(self.validRange) || !has(self.thresholds.criticalHigh) "
+            "|| self.thresholds.criticalHigh <= self.validRange.max",
+            "thresholds.criticalHigh must be within validRange (<= validRange.max)",
+            fieldPath=".thresholds.criticalHigh",
+        ),
+        cel(
+            "!has(self.validRange) || !has(self.thresholds.criticalLow) "
+            "|| self.thresholds.criticalLow >= self.validRange.min",
+            "thresholds.criticalLow must be within validRange (>= validRange.min)",
+            fieldPath=".thresholds.criticalLow",
+        ),
+    )
 
 
 class SensorBindingStatus(Status):

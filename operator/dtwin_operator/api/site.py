@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, immutable, sub
+from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, immutable, sub, with_rules
 
 TIMEZONE_PATTERN = r"^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
 
@@ -27,10 +27,14 @@ class GeoLocation(Model):
         description="IANA time zone (e.g. Europe/Paris) used for schedules, daily rollups and after-hours rules.",
         pattern=TIMEZONE_PATTERN,
         max_length=64,
-        json_schema_extra={"x-kubernetes-validations": [
-            cel(f"self.matches('{TIMEZONE_PATTERN}')",
-                "location.timezone must be an IANA time zone name such as Europe/Paris, America/New_York or UTC")
-        ]},
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches('{TIMEZONE_PATTERN}')",
+                    "location.timezone must be an IANA time zone name such as Europe/Paris, America/New_York or UTC",
+                )
+            ]
+        },
     )
 
 
@@ -48,8 +52,9 @@ class Zone(Model):
 class Floor(Model):
     """One storey of the 3D view."""
 
-    name: str = Field(description="Floor id (e.g. l1, basement), unique in the site.", pattern=NAME_PATTERN,
-                      max_length=63)
+    name: str = Field(
+        description="Floor id (e.g. l1, basement), unique in the site.", pattern=NAME_PATTERN, max_length=63
+    )
     level: int = Field(description="Storey number; 0 is the ground floor, negative below ground.", ge=-20, le=200)
     height: float = Field(default=3.5, description="Floor-to-floor height in metres.", gt=0, le=50)
     zones: list[Zone] = Field(
@@ -71,8 +76,10 @@ class Layout(Model):
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
             "x-kubernetes-validations": [
-                cel("self.all(f, self.exists_one(g, g.level == f.level))",
-                    "layout.floors: two floors have the same level; give each floor its own level")
+                cel(
+                    "self.all(f, self.exists_one(g, g.level == f.level))",
+                    "layout.floors: two floors have the same level; give each floor its own level",
+                )
             ],
         },
     )
@@ -85,12 +92,18 @@ class Mqtt(Model):
         default=None,
         description="Topic prefix of this site's devices, without wildcards (default: sites/<site name>). "
         "The bridge subscribes to <prefix>/# with a shared subscription.",
-        min_length=1, max_length=200, pattern=r"^[^+#]*[^+#/]$",
-        json_schema_extra={"x-kubernetes-validations": [
-            cel("!self.contains('#') && !self.contains('+') && !self.endsWith('/')",
-                "mqtt.topicPrefix must not contain the MQTT wildcards '#' or '+' nor end with '/'; "
-                "the bridge subscribes to <topicPrefix>/# itself")
-        ]},
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^+#]*[^+#/]$",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.contains('#') && !self.contains('+') && !self.endsWith('/')",
+                    "mqtt.topicPrefix must not contain the MQTT wildcards '#' or '+' nor end with '/'; "
+                    "the bridge subscribes to <topicPrefix>/# itself",
+                )
+            ]
+        },
     )
     host: str = Field(default="127.0.0.1", description="MQTT broker host.", max_length=253)
     port: int = Field(default=1883, description="MQTT broker port.", ge=1, le=65535)
@@ -103,7 +116,8 @@ class Storage(Model):
     database: str = Field(
         default="dtwin",
         description="PostgreSQL/TimescaleDB database holding the site schema (site_<name>).",
-        pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        max_length=63,
         json_schema_extra=immutable("storage.database", "create a new Site to move a site's data"),
     )
     chunk_interval_hours: int = Field(
@@ -113,26 +127,24 @@ class Storage(Model):
         default=365, description="Raw readings older than this many days are dropped.", ge=1, le=36500
     )
     compress_after_days: int = Field(
-        default=7, description="Chunks older than this many days are compressed (TimescaleDB only).",
-        ge=1, le=36500,
+        default=7,
+        description="Chunks older than this many days are compressed (TimescaleDB only).",
+        ge=1,
+        le=36500,
     )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",
-        description="What happens to the site schema when the Site is deleted: Retain keeps the data, "
-        "Delete drops it.",
+        description="What happens to the site schema when the Site is deleted: Retain keeps the data, Delete drops it.",
     )
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                # has(): the API server also checks this rule against the un-defaulted `default: {}`.
-                cel("!has(self.compressAfterDays) || !has(self.retentionDays) "
-                    "|| self.compressAfterDays < self.retentionDays",
-                    "storage.compressAfterDays must be less than storage.retentionDays "
-                    "(data would be dropped before it is compressed)", fieldPath=".compressAfterDays"),
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel(
+            "self.compressAfterDays < self.retentionDays",
+            "storage.compressAfterDays must be less than storage.retentionDays "
+            "(data would be dropped before it is compressed)",
+            fieldPath=".compressAfterDays",
+        ),
+    )
 
 
 class Bridge(Model):
@@ -141,23 +153,23 @@ class Bridge(Model):
     min_replicas: int = Field(default=1, description="Fewest bridge replicas.", ge=1, le=100)
     max_replicas: int = Field(default=3, description="Most bridge replicas the autoscaler may run.", ge=1, le=100)
     target_cpu_utilization: int = Field(
-        default=70, description="Average CPU utilisation (percent of request) the autoscaler aims for.",
-        ge=10, le=100,
+        default=70,
+        description="Average CPU utilisation (percent of request) the autoscaler aims for.",
+        ge=10,
+        le=100,
     )
     batch_size: int = Field(default=500, description="Readings per database COPY batch.", ge=1, le=50000)
     flush_interval_ms: int = Field(
         default=200, description="Longest time a reading waits in a batch before it is written.", ge=10, le=60000
     )
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
-            "x-kubernetes-validations": [
-                # has(): the API server also checks this rule against the un-defaulted `default: {}`.
-                cel("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-                    "bridge.minReplicas must be less than or equal to bridge.maxReplicas", fieldPath=".minReplicas"),
-            ]
-        }
-    }
+    model_config = with_rules(
+        cel(
+            "self.minReplicas <= self.maxReplicas",
+            "bridge.minReplicas must be less than or equal to bridge.maxReplicas",
+            fieldPath=".minReplicas",
+        ),
+    )
 
 
 class SiteSpec(Model):

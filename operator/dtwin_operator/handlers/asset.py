@@ -21,8 +21,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
     @kopf.on.resume(*ASSETS, id="reconcile", registry=registry, backoff=cfg.error_backoff)
     @kopf.on.create(*ASSETS, id="reconcile", registry=registry, backoff=cfg.error_backoff)
     @kopf.on.update(*ASSETS, id="reconcile", registry=registry, backoff=cfg.error_backoff)
-    async def reconcile(namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, logger: logging.Logger,
-                        **kw: Any) -> None:
+    async def reconcile(
+        namespace: str, name: str, spec: kopf.Spec, memo: kopf.Memo, logger: logging.Logger, **kw: Any
+    ) -> None:
         rt, idx = runtime.of(memo), gather(kw)
         site = spec["siteRef"]
         if one(idx["sites"], (namespace, site)) is not None:

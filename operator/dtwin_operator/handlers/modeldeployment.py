@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import kopf
@@ -23,10 +24,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
         await reconcile_model(runtime.of(memo).kube, gather(kw), namespace, name, cfg.retry_delay)
 
     # Asset selection changes when Assets come and go; the timer keeps the count level-based.
-    @kopf.timer(*MODELS, id="drift", registry=registry, interval=cfg.drift_interval,
-                initial_delay=cfg.drift_interval)
+    @kopf.timer(*MODELS, id="drift", registry=registry, interval=cfg.drift_interval, initial_delay=cfg.drift_interval)
     async def drift(namespace: str, name: str, memo: kopf.Memo, **kw: Any) -> None:
-        try:
+        # A TemporaryError here only repeats what the condition already says; the next tick checks again.
+        with contextlib.suppress(kopf.TemporaryError):
             await reconcile_model(runtime.of(memo).kube, gather(kw), namespace, name, cfg.retry_delay)
-        except kopf.TemporaryError:
-            pass  # the condition already says what is missing; the next tick checks again

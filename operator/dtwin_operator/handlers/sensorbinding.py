@@ -40,8 +40,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
         me = _me(idx, namespace, spec["assetRef"], name)
         if me is not None and missing is not None:
             fields = {"site": None}
-            await write_status(rt.kube, "sensorbindings", me, compose(me.status, [missing], me.generation, now(),
-                                                                       fields))
+            await write_status(
+                rt.kube, "sensorbindings", me, compose(me.status, [missing], me.generation, now(), fields)
+            )
         raise kopf.TemporaryError(missing.message if missing else "waiting", delay=cfg.retry_delay)
 
     @kopf.on.event(*BINDINGS, id="gone", registry=registry)

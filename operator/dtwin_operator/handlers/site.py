@@ -24,8 +24,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
     async def reconcile(namespace: str, name: str, memo: kopf.Memo, **kw: Any) -> None:
         await runtime.of(memo).site(gather(kw), namespace, name)
 
-    @kopf.timer(*SITES, id="drift", registry=registry, interval=cfg.drift_interval,
-                initial_delay=cfg.drift_interval)
+    @kopf.timer(*SITES, id="drift", registry=registry, interval=cfg.drift_interval, initial_delay=cfg.drift_interval)
     async def drift(namespace: str, name: str, memo: kopf.Memo, **kw: Any) -> None:
         await runtime.of(memo).site(gather(kw), namespace, name)
 
@@ -36,8 +35,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
             return
         rt, idx, at = runtime.of(memo), gather(kw), now()
         missing = resolve.site_missing(namespace, name)
-        await asyncio.gather(*(
-            write_status(rt.kube, "assets", a, compose(a.status, [missing], a.generation, at, {"site": None}))
-            for a in many(idx["assets_by_site"], (namespace, name))
-        ))
-
+        await asyncio.gather(
+            *(
+                write_status(rt.kube, "assets", a, compose(a.status, [missing], a.generation, at, {"site": None}))
+                for a in many(idx["assets_by_site"], (namespace, name))
+            )
+        )

@@ -18,14 +18,14 @@ from dtwin_operator.settings import OperatorSettings
 
 def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
     @kopf.on.startup(id="configure", registry=registry)
-    async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger,
-                        **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
         # Progress and last-handled state go to annotations under our own prefix, never into
         # status: the structural schema would prune unknown status fields, and handlers
         # would re-run forever.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.ANNOTATION_PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=names.ANNOTATION_PREFIX, key="last-handled-configuration")
+            prefix=names.ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
         settings.persistence.finalizer = f"{names.ANNOTATION_PREFIX}/finalizer"
         # Servers close idle watches only after ~30-60 min by default; a shorter server-side
         # timeout (with a client timeout just above it) recycles stuck connections promptly.

@@ -34,8 +34,14 @@ def connect() -> ApiClient:
 
 
 def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "name": name, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,11 @@ class Kube:
         except NotFoundError:
             before = None
         after = self.dynamic.server_side_apply(
-            res, body=body, namespace=meta.get("namespace"),
-            field_manager=names.FIELD_MANAGER, force_conflicts=True,
+            res,
+            body=body,
+            namespace=meta.get("namespace"),
+            field_manager=names.FIELD_MANAGER,
+            force_conflicts=True,
         ).metadata.resourceVersion
         action = "created" if before is None else ("unchanged" if before == after else "updated")
         return Applied(body["kind"], meta["name"], action)
@@ -92,9 +101,3 @@ class Kube:
         except NotFoundError:
             return None
         return dep.to_dict().get("status") or {}
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        try:
-            self._resource(api_version, kind).delete(name=name, namespace=namespace)
-        except NotFoundError:
-            pass

@@ -27,8 +27,11 @@ async def reconcile_model(kube: Kube, idx: Indexes, namespace: str, name: str, r
         parts = [resolve.selection(len(chosen))]
         if spec.selector.site and one(idx["sites"], (namespace, spec.selector.site)) is None:
             parts.insert(0, resolve.site_missing(namespace, spec.selector.site))
-        fields = {"selectedAssets": len(chosen), "activeVersion": spec.model.version,
-                  "canaryVersion": spec.canary.version if spec.canary else None}
+        fields = {
+            "selectedAssets": len(chosen),
+            "activeVersion": spec.model.version,
+            "canaryVersion": spec.canary.version if spec.canary else None,
+        }
         await write_status(kube, "modeldeployments", me, compose(me.status, parts, me.generation, now(), fields))
     ok = all(p.ok for p in parts)
     metrics.RECONCILES.labels(kind="ModelDeployment", result="ok" if ok else "degraded").inc()

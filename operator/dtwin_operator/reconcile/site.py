@@ -31,10 +31,13 @@ from dtwin_operator.status import Cond, compose, now
 log = logging.getLogger(__name__)
 
 
-def ref(kind: str, o: Obj) -> dict[str, Any]:
-    """A minimal body Kopf can post Events about."""
-    return {"apiVersion": API_VERSION, "kind": kind,
-            "metadata": {"name": o.name, "namespace": o.namespace, "uid": o.uid}}
+def ref(kind: str, o: Obj) -> Any:
+    """A minimal body Kopf can post Events about (Kopf accepts any mapping with these keys)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": o.name, "namespace": o.namespace, "uid": o.uid},
+    }
 
 
 def context(site: Obj, idx: Indexes, images: Images) -> tuple[SiteContext, list[Obj], list[Obj]]:
@@ -43,7 +46,10 @@ def context(site: Obj, idx: Indexes, images: Images) -> tuple[SiteContext, list[
     bindings = [b for a in assets for b in many(idx["bindings_by_asset"], (site.namespace, a.name))]
     bindings.sort(key=lambda b: b.name)
     ctx = SiteContext(
-        namespace=site.namespace, name=site.name, uid=site.uid, spec=SiteSpec.model_validate(site.spec),
+        namespace=site.namespace,
+        name=site.name,
+        uid=site.uid,
+        spec=SiteSpec.model_validate(site.spec),
         assets=tuple(AssetView(a.name, AssetSpec.model_validate(a.spec)) for a in assets),
         bindings=tuple(BindingView(b.name, SensorBindingSpec.model_validate(b.spec)) for b in bindings),
         images=images,
@@ -66,14 +72,29 @@ async def apply_children(kube: Kube, site: Obj, ctx: SiteContext) -> list[Cond]:
         except Exception as e:
             what = f"{manifest['kind']} {manifest['metadata']['name']}"
             kopf.warn(ref("Site", site), reason="ApplyFailed", message=f"applying {what}: {e}")
-            return [Cond("ChildrenApplied", False, "ApplyFailed",
-                         f"applying {what} failed: {str(e)[:300]}; the operator retries.")]
+            return [
+                Cond(
+                    "ChildrenApplied",
+                    False,
+                    "ApplyFailed",
+                    f"applying {what} failed: {str(e)[:300]}; the operator retries.",
+                )
+            ]
         metrics.APPLIED.labels(kind=applied.kind, action=applied.action).inc()
         if applied.action != "unchanged":
-            kopf.info(ref("Site", site), reason=applied.action.capitalize(),
-                      message=f"{applied.action} {applied.kind} {applied.name}")
-    return [Cond("ChildrenApplied", True, "Applied",
-                 "routing ConfigMap, bridge Deployment, Service, HorizontalPodAutoscaler and dashboard applied")]
+            kopf.info(
+                ref("Site", site),
+                reason=applied.action.capitalize(),
+                message=f"{applied.action} {applied.kind} {applied.name}",
+            )
+    return [
+        Cond(
+            "ChildrenApplied",
+            True,
+            "Applied",
+            "routing ConfigMap, bridge Deployment, Service, HorizontalPodAutoscaler and dashboard applied",
+        )
+    ]
 
 
 async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, images: Images) -> None:
@@ -88,9 +109,12 @@ async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, im
         at = now()
         serialized = routing.serialize(routing.table(ctx))
         fields = {
-            "assets": len(assets), "sensors": len(ctx.bindings),
-            "bridge": {"replicas": (dep or {}).get("replicas") or 0,
-                       "readyReplicas": (dep or {}).get("readyReplicas") or 0},
+            "assets": len(assets),
+            "sensors": len(ctx.bindings),
+            "bridge": {
+                "replicas": (dep or {}).get("replicas") or 0,
+                "readyReplicas": (dep or {}).get("readyReplicas") or 0,
+            },
             "configHash": routing.config_hash(serialized),
         }
         await write_status(kube, "sites", site, compose(site.status, parts, site.generation, at, fields))
@@ -112,12 +136,19 @@ async def _write_bindings(kube: Kube, ctx: SiteContext, bindings: list[Obj], at:
     for b, view in zip(bindings, ctx.bindings, strict=True):
         asset_ok = Cond("AssetResolved", True, "AssetFound", f"asset {view.spec.asset_ref} at Site {ctx.name}")
         if b.name in losers:
-            routed = Cond("Routed", False, "DuplicateSource",
-                          f"topic {view.spec.topic!r} field {view.spec.field or view.spec.metric!r} is already "
-                          f"bound by SensorBinding {losers[b.name]!r}; change spec.topic or spec.field.")
+            routed = Cond(
+                "Routed",
+                False,
+                "DuplicateSource",
+                f"topic {view.spec.topic!r} field {view.spec.field or view.spec.metric!r} is already "
+                f"bound by SensorBinding {losers[b.name]!r}; change spec.topic or spec.field.",
+            )
         else:
-            routed = Cond("Routed", True, "Routed", f"routed by {names.bridge(ctx.name)} "
-                          f"({view.spec.payload_format} on {view.spec.topic})")
+            routed = Cond(
+                "Routed",
+                True,
+                "Routed",
+                f"routed by {names.bridge(ctx.name)} ({view.spec.payload_format} on {view.spec.topic})",
+            )
         fields = {"site": ctx.name}
-        await write_status(kube, "sensorbindings", b, compose(b.status, [asset_ok, routed], b.generation, at,
-                                                               fields))
+        await write_status(kube, "sensorbindings", b, compose(b.status, [asset_ok, routed], b.generation, at, fields))

@@ -20,13 +20,13 @@ ROUTING_DIR = "/etc/dtwin/routing"
 
 
 def _meta(ctx: SiteContext, name: str, component: str, **extra_labels: str) -> dict[str, Any]:
-    return {"name": name, "namespace": ctx.namespace, "labels": {**labels.common(ctx.name, component),
-                                                                  **extra_labels}}
+    return {"name": name, "namespace": ctx.namespace, "labels": {**labels.common(ctx.name, component), **extra_labels}}
 
 
 def routing_configmap(ctx: SiteContext, serialized: str) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": _meta(ctx, names.routing_configmap(ctx.name), "bridge"),
         "data": {names.ROUTING_KEY: serialized},
     }
@@ -49,8 +49,12 @@ def _container(ctx: SiteContext) -> dict[str, Any]:
         # CPU request is what the HPA's utilisation target is a percentage of.
         "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "volumeMounts": [{"name": "routing", "mountPath": ROUTING_DIR, "readOnly": True}],
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
 
 
@@ -59,7 +63,8 @@ def bridge_deployment(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
     selector = labels.selector(ctx.name, "bridge")
     pod_labels = labels.common(ctx.name, "bridge")
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
         "spec": {
             "selector": {"matchLabels": selector},
@@ -82,7 +87,8 @@ def bridge_deployment(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
 
 def bridge_service(ctx: SiteContext) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
         "spec": {
             "selector": labels.selector(ctx.name, "bridge"),
@@ -94,14 +100,22 @@ def bridge_service(ctx: SiteContext) -> dict[str, Any]:
 def bridge_hpa(ctx: SiteContext) -> dict[str, Any]:
     b = ctx.spec.bridge
     return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
         "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.bridge(ctx.name)},
             "minReplicas": b.min_replicas,
             "maxReplicas": b.max_replicas,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": b.target_cpu_utilization}}}],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": b.target_cpu_utilization},
+                    },
+                }
+            ],
         },
     }
 
@@ -109,9 +123,9 @@ def bridge_hpa(ctx: SiteContext) -> dict[str, Any]:
 def dashboard_configmap(ctx: SiteContext) -> dict[str, Any]:
     """Picked up by Grafana's dashboard sidecar through the `grafana_dashboard: "1"` label."""
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": _meta(ctx, names.dashboard_configmap(ctx.name), "dashboard",
-                          **{labels.GRAFANA_DASHBOARD: "1"}),
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(ctx, names.dashboard_configmap(ctx.name), "dashboard", **{labels.GRAFANA_DASHBOARD: "1"}),
         "data": {names.dashboard_file(ctx.name): json.dumps(dashboard(ctx), sort_keys=True, indent=1)},
     }
 

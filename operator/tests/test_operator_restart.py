@@ -1,0 +1,88 @@
+"""The operator SIGKILLed in the middle of reconciling the examples, then restarted, converges cleanly.
+
+"Cleanly" means: every object Ready for its current generation, exactly the
+expected owned objects per Site (no duplicates), each owned by a live Site (no
+orphans), and Deployments rolled out once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dtwin_localcp import kopf_process, processes
+from dtwin_localcp.kubeapi import wait_until
+from dtwin_localcp.twin import Twin, load_yaml
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {"DTWIN_OPERATOR_DRIFT_INTERVAL": "5", "DTWIN_OPERATOR_RETRY_DELAY": "1", "DTWIN_OPERATOR_ERROR_BACKOFF": "1"}
+MANAGED = "app.kubernetes.io/managed-by=dtwin-operator"
+OWNED_KINDS = (
+    ("ConfigMap", "v1"),
+    ("Deployment", "apps/v1"),
+    ("Service", "v1"),
+    ("HorizontalPodAutoscaler", "autoscaling/v2"),
+)
+
+
+def owned_objects(twin: Twin, namespace: str) -> list[dict[str, Any]]:
+    return [o for kind, version in OWNED_KINDS for o in twin.items(kind, namespace, version, label_selector=MANAGED)]
+
+
+def test_sigkill_mid_reconcile_then_restart_converges(
+    kubeconfig: Path, crds_installed: list[str], namespace: str, tmp_path: Path
+) -> None:
+    twin = Twin(kubeconfig, field_manager="dtwin-tests")
+    docs = [d for d in load_yaml((ROOT / "examples").glob("*.yaml")) if d["kind"] != "Namespace"]
+    sites = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Site")
+
+    record = kopf_process.start(tmp_path, kubeconfig, ENV)
+    try:
+        for doc in docs:
+            twin.apply(doc, namespace)
+        # Kill as soon as the operator has written its first owned object: the Site reconcile is mid-way.
+        wait_until(
+            lambda: owned_objects(twin, namespace),
+            60,
+            "the operator's first owned object",
+            interval=0.05,
+            on_timeout=lambda: processes.tail(tmp_path, kopf_process.NAME),
+        )
+        os.kill(record.pid, signal.SIGKILL)
+        wait_until(lambda: not processes.is_alive(record), 10, "the operator to die")
+        ready_before = sum(r.ready for r in twin.readiness(namespace))
+        assert ready_before < len(docs), "the kill came too late to be mid-reconcile"
+
+        kopf_process.start(tmp_path, kubeconfig, ENV)
+        twin.wait_all_ready(namespace, expected=len(docs), timeout=180)
+    finally:
+        kopf_process.stop(tmp_path)
+
+    live = {s: twin.get("Site", namespace, s)["metadata"]["uid"] for s in sites}
+    objs = owned_objects(twin, namespace)
+    names = sorted((o["kind"], o["metadata"]["name"]) for o in objs)
+    expected = sorted(
+        [
+            (k, n)
+            for s in sites
+            for k, n in (
+                ("ConfigMap", f"dtwin-bridge-{s}-routing"),
+                ("ConfigMap", f"dtwin-dashboard-{s}"),
+                ("Deployment", f"dtwin-bridge-{s}"),
+                ("Service", f"dtwin-bridge-{s}"),
+                ("HorizontalPodAutoscaler", f"dtwin-bridge-{s}"),
+            )
+        ]
+    )
+    assert names == expected, "duplicate or missing owned objects"
+    for o in objs:
+        site = o["metadata"]["labels"]["dtwin.io/site"]
+        assert [r["uid"] for r in o["metadata"]["ownerReferences"]] == [live[site]], "orphaned object"
+    for s in sites:
+        replica_sets = twin.items("ReplicaSet", namespace, "apps/v1", label_selector=f"app.kubernetes.io/instance={s}")
+        assert len(replica_sets) == 1, "the bridge was rolled more than once (its rendered template changed)"
