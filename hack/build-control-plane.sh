@@ -17,6 +17,9 @@ K8S=$(ver k8s.io/kubernetes k8s)
 ETCD=$(ver go.etcd.io/etcd/server/v3 etcd)
 KWOK=$(ver sigs.k8s.io/kwok kwok)
 GOV=$(go env GOVERSION)
+for v in K8S ETCD KWOK; do
+  [[ -n "${!v}" ]] || { echo "error: could not read the $v version from tools/*/go.mod" >&2; exit 1; }
+done
 CACHE=${DTWIN_CACHE:-$HOME/.cache/dtwin}
 BIN="$CACHE/bin/k8s-$K8S-etcd-$ETCD-kwok-$KWOK-$GOV"
 

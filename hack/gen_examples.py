@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.common import API_VERSION
 from dtwin_operator.api.modeldeployment import ModelDeploymentSpec

@@ -29,6 +29,7 @@ class Obj:
     spec: Mapping[str, Any]
     status: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    deleting: bool = False  # metadata.deletionTimestamp is set
 
 
 def _obj(body: kopf.Body) -> Obj:
@@ -41,6 +42,7 @@ def _obj(body: kopf.Body) -> Obj:
         spec=copy.deepcopy(dict(body.spec)),
         status=copy.deepcopy(dict(body.status)),
         labels=dict(meta.labels),
+        deleting=meta.deletion_timestamp is not None,
     )
 
 

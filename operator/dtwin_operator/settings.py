@@ -16,6 +16,11 @@ class OperatorSettings(BaseSettings):
     error_backoff: float = Field(default=5.0, gt=0, description="Seconds before retrying a failed reconcile.")
     bridge_image: str = Field(default="dtwin/bridge:0.1.0", description="Image of the MQTT ingestion bridge.")
     metrics_port: int = Field(
-        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint on 127.0.0.1; 0 = off."
+        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint on metrics_host; 0 = off."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the /metrics endpoint binds; 0.0.0.0 in a Pod so Prometheus can scrape it.",
     )
     watch_server_timeout: int = Field(default=300, gt=0, description="Server-side watch timeout in seconds.")

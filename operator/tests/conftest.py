@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dtwin_localcp.kubeapi import wait_until
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from dtwin_localcp.kubeapi import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"

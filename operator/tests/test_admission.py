@@ -20,6 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel
+
 from dtwin_localcp.controlplane import ControlPlane
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_operator.api.asset import AssetSpec
@@ -28,9 +32,6 @@ from dtwin_operator.api.crds import BY_KIND
 from dtwin_operator.api.modeldeployment import ModelDeploymentSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel
 
 pytestmark = pytest.mark.cluster
 

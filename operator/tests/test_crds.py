@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from dtwin_operator.api.crds import BY_KIND, KINDS, crd, render_yaml
 from dtwin_operator.api.schema import walk
 

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel
+
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.common import API_VERSION
 from dtwin_operator.api.modeldeployment import ModelDeploymentSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
-from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

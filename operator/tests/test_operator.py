@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dtwin_localcp import kopf_process, processes
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.twin import Twin, load_yaml, wait_deleted

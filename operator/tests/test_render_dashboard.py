@@ -8,6 +8,7 @@ from itertools import combinations
 from typing import Any
 
 import pytest
+
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import UNITS, SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec

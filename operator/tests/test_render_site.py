@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from dtwin_operator import names
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec

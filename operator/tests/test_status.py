@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from dtwin_operator import resolve
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.modeldeployment import AssetSelector

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import kopf
 
-from dtwin_operator import resolve, runtime
+from dtwin_operator import runtime
 from dtwin_operator.api.common import GROUP, VERSION
-from dtwin_operator.indexes import gather, many
-from dtwin_operator.reconcile.site import write_status
+from dtwin_operator.indexes import gather
 from dtwin_operator.settings import OperatorSettings
-from dtwin_operator.status import compose, now
 
 SITES = (GROUP, VERSION, "sites")
 
@@ -30,14 +27,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
 
     @kopf.on.event(*SITES, id="gone", registry=registry)
     async def gone(event: dict[str, Any], namespace: str, name: str, memo: kopf.Memo, **kw: Any) -> None:
-        """When a Site goes, its Assets say so (its own children go by garbage collection)."""
-        if event.get("type") != "DELETED":
-            return
-        rt, idx, at = runtime.of(memo), gather(kw), now()
-        missing = resolve.site_missing(namespace, name)
-        await asyncio.gather(
-            *(
-                write_status(rt.kube, "assets", a, compose(a.status, [missing], a.generation, at, {"site": None}))
-                for a in many(idx["assets_by_site"], (namespace, name))
-            )
-        )
+        """Deletion (or its start) re-runs the reconcile, which then marks the Site's Assets as orphaned."""
+        if event.get("type") == "DELETED" or kw["meta"].get("deletionTimestamp"):
+            await runtime.of(memo).site(gather(kw), namespace, name)

@@ -38,5 +38,5 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
         kube = await asyncio.to_thread(Kube, api)  # discovery is a few blocking requests
         memo["runtime"] = Runtime(settings=cfg, kube=kube, images=Images(bridge=cfg.bridge_image))
         if cfg.metrics_port:
-            start_http_server(cfg.metrics_port, addr="127.0.0.1")
+            start_http_server(cfg.metrics_port, addr=cfg.metrics_host)
         logger.info("dtwin operator configured: drift interval %ss", cfg.drift_interval)

@@ -99,8 +99,11 @@ async def apply_children(kube: Kube, site: Obj, ctx: SiteContext) -> list[Cond]:
 
 async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, images: Images) -> None:
     site = one(idx["sites"], (namespace, name))
-    if site is None:
-        return  # deleted meanwhile; its children are garbage-collected through ownerReferences
+    if site is None or site.deleting:
+        # Its children go by garbage collection (ownerReferences); its Assets and their
+        # bindings now say the Site is missing, until a Site of that name appears again.
+        await orphan(kube, idx, namespace, name)
+        return
     with metrics.RECONCILE_SECONDS.labels(kind="Site").time():
         ctx, assets, bindings = context(site, idx, images)
         parts = await apply_children(kube, site, ctx)
@@ -121,6 +124,17 @@ async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, im
         await _write_assets(kube, idx, ctx, assets, at)
         await _write_bindings(kube, ctx, bindings, at)
     metrics.RECONCILES.labels(kind="Site", result="ok" if all(p.ok for p in parts) else "degraded").inc()
+
+
+async def orphan(kube: Kube, idx: Indexes, namespace: str, site: str) -> None:
+    """Statuses of everything that refers to a Site that is gone or going."""
+    at, missing = now(), resolve.site_missing(namespace, site)
+    for a in many(idx["assets_by_site"], (namespace, site)):
+        await write_status(kube, "assets", a, compose(a.status, [missing], a.generation, at, {"site": None}))
+        for b in many(idx["bindings_by_asset"], (namespace, a.name)):
+            await write_status(
+                kube, "sensorbindings", b, compose(b.status, [missing], b.generation, at, {"site": None})
+            )
 
 
 async def _write_assets(kube: Kube, idx: Indexes, ctx: SiteContext, assets: list[Obj], at: str) -> None:

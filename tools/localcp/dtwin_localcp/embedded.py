@@ -1,0 +1,124 @@
+"""Embedded mode (`make up` / `make down` / `make status`): the platform as local processes.
+
+`up` starts (or reuses) the local control plane, installs the CRDs, starts the
+operator, applies the demo campus from `examples/`, waits until every object is
+Ready and the bridges are Available, and prints what is running and where to
+look. Everything keeps running in the background until `down`.
+Later issues add PostgreSQL, Mosquitto and the data-plane services here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dtwin_localcp import kopf_process, processes
+from dtwin_localcp.controlplane import ControlPlane, ControlPlaneError, stop_run_dir
+from dtwin_localcp.kubeapi import wait_until
+from dtwin_localcp.locations import default_bin_dir, repo_root
+from dtwin_localcp.twin import Twin, load_yaml, summary
+
+log = logging.getLogger("dtwin")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="dtwin embedded mode.")
+RunDir = Annotated[Path, typer.Option("--run-dir", help="Where state and logs live.")]
+DEFAULT_RUN = repo_root() / ".run"
+OPERATOR_ENV = {"DTWIN_OPERATOR_METRICS_PORT": "9464", "DTWIN_OPERATOR_DRIFT_INTERVAL": "30"}
+
+
+def _plane(run_dir: Path) -> ControlPlane:
+    try:
+        plane = ControlPlane.attach(run_dir / "cluster")
+        log.info("control plane already running (%s)", plane.server)
+    except ControlPlaneError:
+        log.info("starting the local control plane (etcd, kube-apiserver, controllers, scheduler, KWOK)")
+        plane = ControlPlane(run_dir / "cluster", default_bin_dir())
+        plane.start()
+    return plane
+
+
+def _operator(run_dir: Path, kubeconfig: Path) -> None:
+    record = processes.read_record(run_dir / "operator", kopf_process.NAME)
+    if record is not None and processes.is_alive(record):
+        log.info("operator already running (pid %s)", record.pid)
+        return
+    record = kopf_process.start(run_dir / "operator", kubeconfig, OPERATOR_ENV)
+    log.info(
+        "operator started (pid %s), log: %s", record.pid, processes.log_path(run_dir / "operator", kopf_process.NAME)
+    )
+
+
+@app.command()
+def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
+    """Start everything and apply the demo campus; returns once it is Ready."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="[dtwin %(asctime)s] %(message)s", datefmt="%H:%M:%S"
+    )
+    root = repo_root()
+    plane = _plane(run_dir)
+    twin = Twin(plane.kubeconfig)
+    twin.install_crds(root / "crds")
+    log.info("CRDs installed and Established")
+    _operator(run_dir, plane.kubeconfig)
+    docs = load_yaml((root / "examples").glob("*.yaml"))
+    for doc in docs:
+        twin.apply(doc)
+    namespaces = sorted({d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]})
+    objects = [d for d in docs if d["apiVersion"].startswith("dtwin.io/")]
+    log.info(
+        "applied %d objects from examples/ to %s; waiting until they are Ready", len(objects), ", ".join(namespaces)
+    )
+    for ns in namespaces:
+        expected = sum(1 for d in objects if d["metadata"].get("namespace") == ns)
+        twin.wait_all_ready(ns, expected, timeout)
+        sites = [d["metadata"]["name"] for d in objects if d["kind"] == "Site" and d["metadata"]["namespace"] == ns]
+        for site in sites:
+            bridge = f"dtwin-bridge-{site}"
+            wait_until(partial(_available, twin, ns, bridge), timeout, f"{bridge} to be Available")
+        typer.echo(f"\nnamespace {ns}:\n{summary(twin.readiness(ns))}")
+    kubectl = f"{plane.kubectl} --kubeconfig {plane.kubeconfig}"
+    typer.echo(f"""
+dtwin is up (embedded mode).
+  look:     {kubectl} get dtwin -n {namespaces[0] if namespaces else "default"}
+            {kubectl} get deploy,hpa,cm -n {namespaces[0] if namespaces else "default"}
+  explain:  {kubectl} explain site.spec.storage
+  metrics:  http://127.0.0.1:9464/metrics (operator)
+  logs:     {run_dir}/operator/logs/operator.log, {run_dir}/cluster/logs/
+  stop:     make down
+""")
+
+
+def _available(twin: Twin, namespace: str, name: str) -> bool:
+    dep = twin.get("Deployment", namespace, name, "apps/v1") or {}
+    conds = (dep.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
+
+
+@app.command()
+def down(run_dir: RunDir = DEFAULT_RUN) -> None:
+    """Stop the operator, then the control plane."""
+    kopf_process.stop(run_dir / "operator")
+    stopped = stop_run_dir(run_dir / "cluster")
+    typer.echo(f"stopped: operator, {', '.join(stopped) or 'no control plane'}", err=True)
+
+
+@app.command()
+def status(run_dir: RunDir = DEFAULT_RUN) -> None:
+    """What is Ready in every namespace of the demo."""
+    try:
+        plane = ControlPlane.attach(run_dir / "cluster")
+    except ControlPlaneError as err:
+        typer.echo(f"not running: {err}")
+        raise typer.Exit(1) from err
+    twin = Twin(plane.kubeconfig)
+    docs = load_yaml((repo_root() / "examples").glob("*.yaml"))
+    for ns in sorted({d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}):
+        typer.echo(f"namespace {ns}:\n{summary(twin.readiness(ns))}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,63 @@
+"""Runs the dtwin operator (`kopf run -m dtwin_operator.main`) as a supervised local process.
+
+Used by the operator's integration tests and by `make up`: the operator is a
+real separate process (so a test can SIGKILL it mid-reconcile), logging to
+`RUN/logs/operator.log`, stopped by its stored PID.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from dtwin_localcp import processes
+
+ROOT = Path(__file__).resolve().parents[3]
+NAME = "operator"
+
+
+def argv(python: str = sys.executable) -> list[str]:
+    return [
+        python,
+        "-m",
+        "kopf",
+        "run",
+        "--standalone",
+        "--all-namespaces",
+        "--log-format=full",
+        "-m",
+        "dtwin_operator.main",
+    ]
+
+
+def env(kubeconfig: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    pythonpath = os.pathsep.join([str(ROOT / "operator"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PYTHONPATH": pythonpath,
+        "PYTHONUNBUFFERED": "1",
+        **(extra or {}),
+    }
+
+
+def start(run_dir: Path, kubeconfig: Path, extra_env: Mapping[str, str] | None = None) -> processes.ProcessRecord:
+    return processes.start(run_dir, NAME, argv(), env(kubeconfig, extra_env))
+
+
+def stop(run_dir: Path) -> bool:
+    return processes.stop(run_dir, NAME)
+
+
+@contextmanager
+def running(
+    run_dir: Path, kubeconfig: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[processes.ProcessRecord]:
+    record = start(run_dir, kubeconfig, extra_env)
+    try:
+        yield record
+    finally:
+        stop(run_dir)
