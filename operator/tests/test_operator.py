@@ -7,6 +7,7 @@ works in its own namespace. Every wait has a deadline; nothing sleeps.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from dtwin_localcp import kopf_process, processes
 from dtwin_localcp.kubeapi import wait_until
+from dtwin_localcp.ports import free_port
 from dtwin_localcp.twin import Twin, load_yaml, wait_deleted
 
 pytestmark = pytest.mark.cluster
@@ -35,10 +37,14 @@ def twin(kubeconfig: Path, crds_installed: list[str]) -> Twin:
     return Twin(kubeconfig, field_manager="dtwin-tests")
 
 
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def operator(kubeconfig: Path, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run_dir = tmp_path_factory.mktemp("operator")
-    with kopf_process.running(run_dir, kubeconfig, OPERATOR_ENV):
+    env = {**OPERATOR_ENV, "DTWIN_OPERATOR_METRICS_PORT": str(METRICS_PORT)}
+    with kopf_process.running(run_dir, kubeconfig, env):
         yield run_dir
     print(f"operator log: {processes.log_path(run_dir, kopf_process.NAME)}")
 
@@ -134,6 +140,23 @@ def test_examples_converge_and_bridges_become_available(twin: Twin, operator: Pa
             owned = twin.get(kind, namespace, f"dtwin-bridge-{name}", version) or routing
             (ref,) = owned["metadata"]["ownerReferences"]
             assert (ref["kind"], ref["name"], ref["controller"]) == ("Site", name, True)
+        events = twin.items("Event", namespace, "v1")
+        said = {e["message"] for e in events if e["involvedObject"]["name"] == name and e["reason"] == "Created"}
+        assert f"created Deployment dtwin-bridge-{name}" in said
+
+
+def test_operator_exposes_prometheus_metrics(operator: Path) -> None:
+    def scrape() -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=2) as r:
+                body = r.read().decode()
+        except OSError:
+            return None
+        return body if 'dtwin_operator_reconciles_total{kind="Site"' in body else None
+
+    body = wait_until(scrape, 60, "Site reconcile metrics on /metrics")
+    assert "dtwin_operator_reconcile_duration_seconds_bucket" in body
+    assert 'dtwin_operator_applied_objects_total{action="created",kind="Deployment"}' in body
 
 
 def test_asset_waits_for_its_site_then_becomes_ready(twin: Twin, operator: Path, namespace: str) -> None:

@@ -46,7 +46,7 @@ def _operator(run_dir: Path, kubeconfig: Path) -> None:
     if record is not None and processes.is_alive(record):
         log.info("operator already running (pid %s)", record.pid)
         return
-    record = kopf_process.start(run_dir / "operator", kubeconfig, OPERATOR_ENV)
+    record = kopf_process.start(run_dir / "operator", kubeconfig, OPERATOR_ENV, log_format="json")
     log.info(
         "operator started (pid %s), log: %s", record.pid, processes.log_path(run_dir / "operator", kopf_process.NAME)
     )

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 NAME = "operator"
 
 
-def argv(python: str = sys.executable) -> list[str]:
+def argv(python: str = sys.executable, log_format: str = "full") -> list[str]:
+    """`full` is easiest to read in a test's log; `json` is for log pipelines (embedded mode, the chart)."""
     return [
         python,
         "-m",
@@ -27,7 +28,7 @@ def argv(python: str = sys.executable) -> list[str]:
         "run",
         "--standalone",
         "--all-namespaces",
-        "--log-format=full",
+        f"--log-format={log_format}",
         "-m",
         "dtwin_operator.main",
     ]
@@ -44,8 +45,10 @@ def env(kubeconfig: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
     }
 
 
-def start(run_dir: Path, kubeconfig: Path, extra_env: Mapping[str, str] | None = None) -> processes.ProcessRecord:
-    return processes.start(run_dir, NAME, argv(), env(kubeconfig, extra_env))
+def start(
+    run_dir: Path, kubeconfig: Path, extra_env: Mapping[str, str] | None = None, log_format: str = "full"
+) -> processes.ProcessRecord:
+    return processes.start(run_dir, NAME, argv(log_format=log_format), env(kubeconfig, extra_env))
 
 
 def stop(run_dir: Path) -> bool:
