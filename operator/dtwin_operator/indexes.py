@@ -9,7 +9,7 @@ index before the first handler runs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +46,23 @@ def _obj(body: kopf.Body) -> Obj:
     )
 
 
+# Index id -> (plural it watches, key of an object in it).
+KEYS: dict[str, tuple[str, Callable[[Obj], Hashable]]] = {
+    "sites": ("sites", lambda o: (o.namespace, o.name)),
+    "assets": ("assets", lambda o: (o.namespace, o.name)),
+    "assets_by_site": ("assets", lambda o: (o.namespace, o.spec.get("siteRef"))),
+    "assets_by_namespace": ("assets", lambda o: o.namespace),
+    "bindings_by_asset": ("sensorbindings", lambda o: (o.namespace, o.spec.get("assetRef"))),
+    "models_by_namespace": ("modeldeployments", lambda o: o.namespace),
+}
+
+
 Indexes = Mapping[str, Mapping[Any, Iterable[Obj]]]
-IDS = ("sites", "assets", "assets_by_site", "assets_by_namespace", "bindings_by_asset", "models_by_namespace")
 
 
 def gather(kwargs: Mapping[str, Any]) -> Indexes:
     """Kopf passes each index to handlers as a keyword argument named after its id; collect them."""
-    return {k: kwargs[k] for k in IDS}
+    return {k: kwargs[k] for k in KEYS}
 
 
 def one(index: Mapping[Any, Iterable[Obj]], key: Any) -> Obj | None:
@@ -66,34 +76,11 @@ def many(index: Mapping[Any, Iterable[Obj]], key: Any) -> list[Obj]:
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    """Declare the indexes. Keys are (namespace, name) or (namespace, referenced name)."""
+    """Declare one Kopf index per entry of KEYS."""
+    for index_id, (plural, key) in KEYS.items():
 
-    @kopf.index(GROUP, VERSION, "sites", id="sites", registry=registry)
-    def sites(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {(o.namespace, o.name): o}
+        def index(body: kopf.Body, key: Callable[[Obj], Hashable] = key, **_: Any) -> dict[Hashable, Obj]:
+            o = _obj(body)
+            return {key(o): o}
 
-    @kopf.index(GROUP, VERSION, "assets", id="assets", registry=registry)
-    def assets(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {(o.namespace, o.name): o}
-
-    @kopf.index(GROUP, VERSION, "assets", id="assets_by_site", registry=registry)
-    def assets_by_site(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {(o.namespace, o.spec.get("siteRef")): o}
-
-    @kopf.index(GROUP, VERSION, "assets", id="assets_by_namespace", registry=registry)
-    def assets_by_namespace(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {o.namespace: o}
-
-    @kopf.index(GROUP, VERSION, "sensorbindings", id="bindings_by_asset", registry=registry)
-    def bindings_by_asset(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {(o.namespace, o.spec.get("assetRef")): o}
-
-    @kopf.index(GROUP, VERSION, "modeldeployments", id="models_by_namespace", registry=registry)
-    def models_by_namespace(body: kopf.Body, **_: Any) -> dict[Any, Obj]:
-        o = _obj(body)
-        return {o.namespace: o}
+        kopf.index(GROUP, VERSION, plural, id=index_id, registry=registry)(index)

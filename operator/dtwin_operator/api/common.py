@@ -51,6 +51,15 @@ def cel(rule: str, message: str, **extra: str) -> JsonDict:
     return {"rule": rule, "message": message, **extra}
 
 
+def replica_range(prefix: str) -> JsonDict:
+    """CEL rule of an object with minReplicas/maxReplicas (an autoscaled workload)."""
+    return cel(
+        "self.minReplicas <= self.maxReplicas",
+        f"{prefix}.minReplicas must be less than or equal to {prefix}.maxReplicas",
+        fieldPath=".minReplicas",
+    )
+
+
 def immutable(what: str, how: str) -> dict[str, Any]:
     """Schema extra that makes a field immutable after creation (a CEL transition rule)."""
     return {"x-kubernetes-validations": [cel("self == oldSelf", f"{what} is immutable; {how}")]}

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from dtwin_operator.api.asset import AssetKind
-from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, sub, with_rules
+from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, replica_range, sub, with_rules
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -62,13 +62,7 @@ class Serving(Model):
         default=0.8, description="Score (0-1) above which a predictive alert is raised.", ge=0, le=1
     )
 
-    model_config = with_rules(
-        cel(
-            "self.minReplicas <= self.maxReplicas",
-            "serving.minReplicas must be less than or equal to serving.maxReplicas",
-            fieldPath=".minReplicas",
-        ),
-    )
+    model_config = with_rules(replica_range("serving"))
 
 
 class Canary(Model):

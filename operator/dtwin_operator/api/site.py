@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, immutable, sub, with_rules
+from dtwin_operator.api.common import NAME_PATTERN, Model, Status, cel, immutable, replica_range, sub, with_rules
 
 TIMEZONE_PATTERN = r"^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$"
 
@@ -163,13 +163,7 @@ class Bridge(Model):
         default=200, description="Longest time a reading waits in a batch before it is written.", ge=10, le=60000
     )
 
-    model_config = with_rules(
-        cel(
-            "self.minReplicas <= self.maxReplicas",
-            "bridge.minReplicas must be less than or equal to bridge.maxReplicas",
-            fieldPath=".minReplicas",
-        ),
-    )
+    model_config = with_rules(replica_range("bridge"))
 
 
 class SiteSpec(Model):
