@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge
 RUN ?= $(CURDIR)/.run
 
 .PHONY: help venv control-plane cluster-up cluster-down up down status crds lint test test-unit clean

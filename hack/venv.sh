@@ -17,6 +17,10 @@ PYEOF
 )
 KEY=$( (echo "$REQS"; $PY --version) | sha256sum | cut -c1-12)
 VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-$KEY
+mkdir -p "$(dirname "$VENV")"
+# One builder at a time: make evaluates $(VENV) more than once, and helpers may race.
+exec 9>"$VENV.lock"
+flock 9
 if [[ ! -f "$VENV/.complete" ]]; then
   echo "[venv] creating $VENV (first run only)" >&2
   rm -rf "$VENV"

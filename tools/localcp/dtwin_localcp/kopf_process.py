@@ -35,7 +35,8 @@ def argv(python: str = sys.executable, log_format: str = "full") -> list[str]:
 
 
 def env(kubeconfig: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    pythonpath = os.pathsep.join([str(ROOT / "operator"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    paths = [str(ROOT / d) for d in ("operator", "libs/dtwin_core")]
+    pythonpath = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),

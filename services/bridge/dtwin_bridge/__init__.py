@@ -1,0 +1,1 @@
+"""The MQTT -> database ingestion bridge of one Site."""
