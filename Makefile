@@ -46,7 +46,7 @@ lint: venv ## ruff (lint + format check) and mypy
 	@$(VENV)/bin/mypy
 
 test-unit: venv ## tests that need no cluster
-	@$(PY) -m pytest -m "not cluster"
+	@$(PY) -m pytest -m "not cluster and not services"
 
 test: venv control-plane ## every test, against a real local control plane started for the session
 	@$(PY) -m pytest

@@ -1,10 +1,10 @@
 """Embedded mode (`make up` / `make down` / `make status`): the platform as local processes.
 
-`up` starts (or reuses) the local control plane, installs the CRDs, starts the
-operator, applies the demo campus from `examples/`, waits until every object is
-Ready and the bridges are Available, and prints what is running and where to
-look. Everything keeps running in the background until `down`.
-Later issues add PostgreSQL, Mosquitto and the data-plane services here.
+`up` starts (or reuses) the local control plane, PostgreSQL (:5432 unless taken) and
+Mosquitto (:1883 unless taken), installs the CRDs, starts the operator, applies the demo
+campus from `examples/`, waits until every object is Ready and the bridges are Available,
+and prints what is running and where to look. Everything keeps running in the background
+until `down`. Later issues add the data-plane services here.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Annotated
 
 import typer
 
-from dtwin_localcp import kopf_process, processes
+from dtwin_localcp import kopf_process, ports, processes
 from dtwin_localcp.controlplane import ControlPlane, ControlPlaneError, stop_run_dir
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.locations import default_bin_dir, repo_root
+from dtwin_localcp.mosquitto import Mosquitto, MosquittoError
+from dtwin_localcp.postgres import Postgres, PostgresError
 from dtwin_localcp.twin import Twin, load_yaml, summary
 
 log = logging.getLogger("dtwin")
@@ -39,6 +41,33 @@ def _plane(run_dir: Path) -> ControlPlane:
         plane = ControlPlane(run_dir / "cluster", default_bin_dir())
         plane.start()
     return plane
+
+
+def _port(preferred: int) -> int:
+    """The well-known port when it is free (what psql and MQTT tools try first), else any free one."""
+    return ports.free_port() if ports.port_is_open(preferred) else preferred
+
+
+def _postgres(run_dir: Path) -> Postgres:
+    try:
+        server = Postgres.attach(run_dir / "postgres")
+        log.info("PostgreSQL already running on 127.0.0.1:%d", server.port)
+    except PostgresError:
+        server = Postgres(run_dir / "postgres", _port(5432))
+        server.start()
+        log.info("PostgreSQL started on 127.0.0.1:%d, log: %s", server.port, server.log_path)
+    return server
+
+
+def _mosquitto(run_dir: Path) -> Mosquitto:
+    try:
+        broker = Mosquitto.attach(run_dir / "mosquitto")
+        log.info("Mosquitto already running on 127.0.0.1:%d", broker.port)
+    except MosquittoError:
+        broker = Mosquitto(run_dir / "mosquitto", _port(1883))
+        broker.start()
+        log.info("Mosquitto started on 127.0.0.1:%d, log: %s", broker.port, broker.log_path)
+    return broker
 
 
 def _operator(run_dir: Path, kubeconfig: Path) -> None:
@@ -60,6 +89,7 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
     )
     root = repo_root()
     plane = _plane(run_dir)
+    pg, mqtt = _postgres(run_dir), _mosquitto(run_dir)
     twin = Twin(plane.kubeconfig)
     twin.install_crds(root / "crds")
     log.info("CRDs installed and Established")
@@ -87,7 +117,9 @@ dtwin is up (embedded mode).
             {kubectl} get deploy,hpa,cm -n {namespaces[0] if namespaces else "default"}
   explain:  {kubectl} explain site.spec.storage
   metrics:  http://127.0.0.1:9464/metrics (operator)
-  logs:     {run_dir}/operator/logs/operator.log, {run_dir}/cluster/logs/
+  postgres: psql -h 127.0.0.1 -p {pg.port} -U postgres     (DSN {pg.dsn()})
+  mqtt:     mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/#' -v
+  logs:     {run_dir}/operator/logs/operator.log, {run_dir}/cluster/logs/, {run_dir}/{{postgres,mosquitto}}/logs/
   stop:     make down
 """)
 
@@ -100,15 +132,22 @@ def _available(twin: Twin, namespace: str, name: str) -> bool:
 
 @app.command()
 def down(run_dir: RunDir = DEFAULT_RUN) -> None:
-    """Stop the operator, then the control plane."""
+    """Stop the operator, Mosquitto, PostgreSQL, then the control plane."""
     kopf_process.stop(run_dir / "operator")
+    Mosquitto(run_dir / "mosquitto").stop()
+    Postgres(run_dir / "postgres").stop()
     stopped = stop_run_dir(run_dir / "cluster")
-    typer.echo(f"stopped: operator, {', '.join(stopped) or 'no control plane'}", err=True)
+    typer.echo(f"stopped: operator, mosquitto, postgres, {', '.join(stopped) or 'no control plane'}", err=True)
 
 
 @app.command()
 def status(run_dir: RunDir = DEFAULT_RUN) -> None:
-    """What is Ready in every namespace of the demo."""
+    """Where PostgreSQL and Mosquitto are, and what is Ready in every namespace of the demo."""
+    for name, attach in (("postgres", Postgres.attach), ("mosquitto", Mosquitto.attach)):
+        try:
+            typer.echo(f"{name}: running on 127.0.0.1:{attach(run_dir / name).port}")
+        except (PostgresError, MosquittoError) as err:
+            typer.echo(f"{name}: not running ({err})")
     try:
         plane = ControlPlane.attach(run_dir / "cluster")
     except ControlPlaneError as err:
