@@ -33,8 +33,12 @@ build() {  # build <name> <module dir> <package> [ldflags]
   if [[ -x "$BIN/$name" ]]; then step "$name: cached"; return; fi
   step "$name: building $pkg (first build only; several minutes on 2 cores)"
   local t0=$SECONDS
+  # go build is silent for minutes; a heartbeat shows it is alive.
+  ( while sleep 30; do step "$name: still compiling ($((SECONDS - t0)) s)"; done ) &
+  local ticker=$!
   (cd "$ROOT/tools/$dir" && go build -trimpath -tags=selinux,notest \
-      -ldflags="-s -w $ldf" -o "$BIN/$name.tmp" "$pkg")
+      -ldflags="-s -w $ldf" -o "$BIN/$name.tmp" "$pkg") || { kill "$ticker"; exit 1; }
+  kill "$ticker"
   mv "$BIN/$name.tmp" "$BIN/$name"
   step "$name: built in $((SECONDS - t0)) s"
 }
