@@ -26,6 +26,7 @@ BIN="$CACHE/bin/k8s-$K8S-etcd-$ETCD-kwok-$KWOK-$GOV"
 if [[ "${1:-}" == "--print" ]]; then echo "$BIN"; exit 0; fi
 mkdir -p "$BIN"
 
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT  # no heartbeat outlives the script
 step() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 build() {  # build <name> <module dir> <package> [ldflags]
