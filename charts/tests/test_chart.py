@@ -32,6 +32,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 from dtwin_localcp import kopf_process, ports, processes
 from dtwin_localcp.controlplane import ControlPlane
 from dtwin_localcp.kubeapi import WaitTimeoutError, wait_until
+from dtwin_localcp.postgres import PgServer
 from dtwin_localcp.twin import Twin, wait_deleted
 from dtwin_operator.settings import OperatorSettings
 
@@ -458,7 +459,7 @@ def chart_rbac(
     name = fresh_namespace  # unique per run; also names the cluster-scoped objects
     text = helm.template_text("--set", f"fullnameOverride={name}", namespace=name, release=name)
     rbac = select_kinds(text, {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"})
-    Twin(kubeconfig, field_manager="dtwin-chart-tests").install_crds(CHART / "crds")
+    Twin(kubeconfig, field_manager="dtwin-chart-tests", database_per_namespace=True).install_crds(CHART / "crds")
     try:
         kubectl(control_plane, kubeconfig, "apply", "-f", "-", stdin=rbac)
         sa = by_kind(docs_of(rbac), "ServiceAccount")["metadata"]["name"]
@@ -520,10 +521,12 @@ def test_chart_rbac_grants_what_the_operator_does_and_no_more(
 @pytest.mark.cluster
 @pytest.mark.timeout(CLUSTER_TIMEOUT)
 def test_operator_reconciles_with_only_the_chart_rbac(
-    control_plane: ControlPlane, kubeconfig: Path, chart_rbac: Installed, tmp_path: Path
+    control_plane: ControlPlane, kubeconfig: Path, chart_rbac: Installed, postgres_server: PgServer, tmp_path: Path
 ) -> None:
     ns = chart_rbac.namespace
-    twin = Twin(kubeconfig, field_manager="dtwin-chart-tests")  # the test acts as admin; the operator does not
+    twin = Twin(
+        kubeconfig, field_manager="dtwin-chart-tests", database_per_namespace=True
+    )  # the test acts as admin; the operator does not
     run_dir = tmp_path / "operator"
     metrics_port = ports.free_port()
     extra_env = {
@@ -532,6 +535,7 @@ def test_operator_reconciles_with_only_the_chart_rbac(
         "DTWIN_OPERATOR_ERROR_BACKOFF": "1",
         "DTWIN_OPERATOR_METRICS_PORT": str(metrics_port),
         "DTWIN_OPERATOR_METRICS_HOST": "127.0.0.1",
+        "DTWIN_OPERATOR_DATABASE_URL": postgres_server.dsn("{database}"),
     }
     log = processes.log_path(run_dir, kopf_process.NAME)
 

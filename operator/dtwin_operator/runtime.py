@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 import kopf
 
 from dtwin_operator.coalesce import Coalescer
+from dtwin_operator.db.storage import Storage
 from dtwin_operator.indexes import Indexes
 from dtwin_operator.k8s.client import Kube
 from dtwin_operator.reconcile.site import reconcile_site
@@ -21,16 +20,15 @@ class Runtime:
     settings: OperatorSettings
     kube: Kube
     images: Images
+    storage: Storage | None = None
     coalescer: Coalescer = field(default_factory=Coalescer)
 
     async def site(self, idx: Indexes, namespace: str, name: str) -> None:
         """Reconcile a Site, coalesced with concurrent requests for the same Site."""
         await self.coalescer.run(
-            ("Site", namespace, name), lambda: reconcile_site(self.kube, idx, namespace, name, self.images)
+            ("Site", namespace, name),
+            lambda: reconcile_site(self.kube, idx, namespace, name, self.images, self.storage),
         )
-
-    async def to_thread(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
 
 
 def of(memo: kopf.Memo) -> Runtime:

@@ -23,4 +23,12 @@ class OperatorSettings(BaseSettings):
         min_length=1,
         description="Address the /metrics endpoint binds; 0.0.0.0 in a Pod so Prometheus can scrape it.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL/TimescaleDB server for Site schemas, e.g. postgresql://dtwin@db:5432/{database}; "
+        "{database} is replaced by each Site's spec.storage.database. Unset: schemas are not managed.",
+    )
+    maintenance_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between partition/rollup/retention maintenance per Site."
+    )
     watch_server_timeout: int = Field(default=300, gt=0, description="Server-side watch timeout in seconds.")

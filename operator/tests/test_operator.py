@@ -17,6 +17,7 @@ import pytest
 from dtwin_localcp import kopf_process, processes
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.ports import free_port
+from dtwin_localcp.postgres import PgServer
 from dtwin_localcp.twin import Twin, load_yaml, wait_deleted
 
 pytestmark = pytest.mark.cluster
@@ -34,16 +35,22 @@ CONVERGE = 120.0
 
 @pytest.fixture(scope="module")
 def twin(kubeconfig: Path, crds_installed: list[str]) -> Twin:
-    return Twin(kubeconfig, field_manager="dtwin-tests")
+    return Twin(kubeconfig, field_manager="dtwin-tests", database_per_namespace=True)
 
 
 METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
-def operator(kubeconfig: Path, crds_installed: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def operator(
+    kubeconfig: Path, crds_installed: list[str], postgres_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     run_dir = tmp_path_factory.mktemp("operator")
-    env = {**OPERATOR_ENV, "DTWIN_OPERATOR_METRICS_PORT": str(METRICS_PORT)}
+    env = {
+        **OPERATOR_ENV,
+        "DTWIN_OPERATOR_METRICS_PORT": str(METRICS_PORT),
+        "DTWIN_OPERATOR_DATABASE_URL": postgres_server.dsn("{database}"),
+    }
     with kopf_process.running(run_dir, kubeconfig, env):
         yield run_dir
     print(f"operator log: {processes.log_path(run_dir, kopf_process.NAME)}")
@@ -286,3 +293,72 @@ def test_deleting_a_site_collects_its_children_and_recreating_converges(
         obj = twin.get(kind, namespace, name, version)
         assert obj is not None, f"{kind} {name} not re-created"
         assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [second["metadata"]["uid"]]
+
+
+def test_site_schema_is_migrated_and_registry_follows_the_crs(
+    twin: Twin, operator: Path, namespace: str, postgres_server: PgServer
+) -> None:
+    db = namespace.replace("-", "_")
+    twin.apply(site_doc(), namespace)
+    twin.apply(asset_doc("p1"), namespace)
+    twin.apply(binding_doc("p1-temp", "p1"), namespace)
+    wait_condition(twin, "SensorBinding", namespace, "p1-temp", "True")
+    site = wait_condition(twin, "Site", namespace, "hq", "True")
+    assert site["status"]["storage"]["backend"] in ("postgresql", "timescaledb")
+    assert site["status"]["storage"]["schemaName"] == "site_hq"
+    assert "schema site_hq" in condition(site, "StorageReady")["message"]
+
+    def registry() -> str:
+        return postgres_server.sql(
+            "SELECT string_agg(name || ':' || canonical_unit, ',' ORDER BY name) FROM site_hq.sensors", db
+        )
+
+    wait_until(lambda: registry() == "p1-temp:degC", 30, "the sensor registry row")
+    twin.apply(binding_doc("p1-temp2", "p1", unit="degF"), namespace)
+    wait_until(lambda: registry() == "p1-temp:degC,p1-temp2:degC", 30, "the new binding in the registry")
+    twin.resource("SensorBinding").delete(name="p1-temp", namespace=namespace)
+    wait_until(lambda: registry() == "p1-temp2:degC", 30, "the deleted binding gone from the registry")
+    assert postgres_server.sql("SELECT name FROM site_hq.assets", db) == "p1"
+
+
+def test_deletion_policy_delete_drops_and_retain_keeps_the_schema(
+    twin: Twin, operator: Path, namespace: str, postgres_server: PgServer
+) -> None:
+    db = namespace.replace("-", "_")
+
+    def schemas() -> set[str]:
+        out = postgres_server.sql("SELECT string_agg(nspname, ',') FROM pg_namespace WHERE nspname LIKE 'site_%'", db)
+        return set(filter(None, out.split(",")))
+
+    twin.apply(site_doc("keep"), namespace)
+    twin.apply(site_doc("drop", storage={"deletionPolicy": "Delete"}), namespace)
+    wait_condition(twin, "Site", namespace, "keep", "True", timeout=CONVERGE)
+    wait_condition(twin, "Site", namespace, "drop", "True", timeout=CONVERGE)
+    assert {"site_keep", "site_drop"} <= schemas()
+    postgres_server.sql("INSERT INTO site_keep.telemetry VALUES ('s', now(), 1.5)", db)
+    for name in ("keep", "drop"):
+        twin.resource("Site").delete(name=name, namespace=namespace)
+        wait_deleted(twin, "Site", namespace, name, 60)
+    assert "site_drop" not in schemas()
+    assert postgres_server.sql("SELECT count(*) FROM site_keep.telemetry", db) == "1", "Retain lost data"
+
+
+def test_same_site_name_in_two_namespaces_cannot_share_a_schema(
+    kubeconfig: Path, operator: Path, namespace: str, kube_client: Any
+) -> None:
+    from kubernetes import client
+
+    twin = Twin(kubeconfig, field_manager="dtwin-tests")  # keeps the database the doc names
+
+    other = f"{namespace}-b"
+    client.CoreV1Api(kube_client).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    try:
+        shared = namespace.replace("-", "_") + "_shared"
+        twin.apply(site_doc(storage={"database": shared}), namespace)
+        wait_condition(twin, "Site", namespace, "hq", "True", timeout=CONVERGE)
+        twin.apply(site_doc(storage={"database": shared}), other)
+        obj = wait_condition(twin, "Site", other, "hq", "False", "SchemaConflict")
+        assert f"already belongs to Site {namespace}/hq" in condition(obj)["message"]
+        assert "set spec.storage.database" in condition(obj)["message"]
+    finally:
+        client.CoreV1Api(kube_client).delete_namespace(other)

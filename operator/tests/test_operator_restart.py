@@ -16,6 +16,7 @@ import pytest
 
 from dtwin_localcp import kopf_process, processes
 from dtwin_localcp.kubeapi import wait_until
+from dtwin_localcp.postgres import PgServer
 from dtwin_localcp.twin import Twin, load_yaml
 
 pytestmark = pytest.mark.cluster
@@ -36,13 +37,14 @@ def owned_objects(twin: Twin, namespace: str) -> list[dict[str, Any]]:
 
 
 def test_sigkill_mid_reconcile_then_restart_converges(
-    kubeconfig: Path, crds_installed: list[str], namespace: str, tmp_path: Path
+    kubeconfig: Path, crds_installed: list[str], namespace: str, postgres_server: PgServer, tmp_path: Path
 ) -> None:
-    twin = Twin(kubeconfig, field_manager="dtwin-tests")
+    twin = Twin(kubeconfig, field_manager="dtwin-tests", database_per_namespace=True)
     docs = [d for d in load_yaml((ROOT / "examples").glob("*.yaml")) if d["kind"] != "Namespace"]
     sites = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Site")
 
-    record = kopf_process.start(tmp_path, kubeconfig, ENV)
+    env = {**ENV, "DTWIN_OPERATOR_DATABASE_URL": postgres_server.dsn("{database}")}
+    record = kopf_process.start(tmp_path, kubeconfig, env)
     try:
         for doc in docs:
             twin.apply(doc, namespace)
@@ -59,7 +61,7 @@ def test_sigkill_mid_reconcile_then_restart_converges(
         ready_before = sum(r.ready for r in twin.readiness(namespace))
         assert ready_before < len(docs), "the kill came too late to be mid-reconcile"
 
-        kopf_process.start(tmp_path, kubeconfig, ENV)
+        kopf_process.start(tmp_path, kubeconfig, env)
         twin.wait_all_ready(namespace, expected=len(docs), timeout=180)
     finally:
         kopf_process.stop(tmp_path)

@@ -182,6 +182,15 @@ class BridgeStatus(Model):
     ready_replicas: int = Field(default=0, description="Bridge replicas that are ready.")
 
 
+class StorageStatus(Model):
+    """The Site's database schema."""
+
+    backend: str | None = Field(default=None, description="timescaledb, or postgresql where the extension is absent.")
+    database: str | None = Field(default=None, description="Database holding the schema.")
+    schema_name: str | None = Field(default=None, description="Schema holding the site's tables (site_<name>).")
+    version: int | None = Field(default=None, description="Newest schema migration applied.")
+
+
 class SiteStatus(Status):
     """Observed state of a Site."""
 
@@ -189,3 +198,4 @@ class SiteStatus(Status):
     sensors: int = Field(default=0, description="Sensor bindings routed by this site's bridge.")
     bridge: BridgeStatus = Field(default_factory=BridgeStatus, description="Bridge Deployment state.")
     config_hash: str | None = Field(default=None, description="Hash of the routing table the bridge runs.")
+    storage: StorageStatus | None = Field(default=None, description="Database schema state.")

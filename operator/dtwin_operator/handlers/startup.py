@@ -10,6 +10,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from dtwin_operator import names
+from dtwin_operator.db.storage import Storage
 from dtwin_operator.k8s.client import Kube, connect
 from dtwin_operator.render.context import Images
 from dtwin_operator.runtime import Runtime
@@ -36,7 +37,18 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
         settings.posting.level = logging.INFO
         api = await asyncio.to_thread(connect)
         kube = await asyncio.to_thread(Kube, api)  # discovery is a few blocking requests
-        memo["runtime"] = Runtime(settings=cfg, kube=kube, images=Images(bridge=cfg.bridge_image))
+        storage = Storage(cfg.database_url) if cfg.database_url else None
+        memo["runtime"] = Runtime(settings=cfg, kube=kube, images=Images(bridge=cfg.bridge_image), storage=storage)
         if cfg.metrics_port:
             start_http_server(cfg.metrics_port, addr=cfg.metrics_host)
-        logger.info("dtwin operator configured: drift interval %ss", cfg.drift_interval)
+        logger.info(
+            "dtwin operator configured: drift interval %ss, site schemas %s",
+            cfg.drift_interval,
+            "managed" if storage else "not managed (no DTWIN_OPERATOR_DATABASE_URL)",
+        )
+
+    @kopf.on.cleanup(id="close", registry=registry)
+    async def close(memo: kopf.Memo, **_: Any) -> None:
+        rt = memo.get("runtime")
+        if isinstance(rt, Runtime) and rt.storage is not None:
+            await rt.storage.close()

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+import asyncpg
 import kopf
 
 from dtwin_operator import metrics, names, resolve
@@ -21,9 +22,11 @@ from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.common import API_VERSION
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
+from dtwin_operator.db.storage import SchemaConflictError, Storage
 from dtwin_operator.indexes import Indexes, Obj, many, one
 from dtwin_operator.k8s.client import Kube, owner_reference
 from dtwin_operator.render import routing
+from dtwin_operator.render import storage as render_storage
 from dtwin_operator.render.context import AssetView, BindingView, Images, SiteContext
 from dtwin_operator.render.site import site_children
 from dtwin_operator.status import Cond, compose, now
@@ -97,7 +100,51 @@ async def apply_children(kube: Kube, site: Obj, ctx: SiteContext) -> list[Cond]:
     ]
 
 
-async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, images: Images) -> None:
+async def reconcile_storage(storage: Storage | None, site: Obj, ctx: SiteContext) -> tuple[Cond, dict[str, Any] | None]:
+    """Migrate the Site's schema and sync its registry; a condition either way, never an exception."""
+    database = ctx.spec.storage.database
+    if storage is None:
+        return Cond(
+            "StorageReady",
+            False,
+            "StorageNotConfigured",
+            "the operator has no database (DTWIN_OPERATOR_DATABASE_URL); set it to manage site schemas",
+        ), None
+    spec = render_storage.storage_spec(ctx)
+    try:
+        state = await storage.reconcile(
+            database, spec, site.namespace, site.name, render_storage.asset_rows(ctx), render_storage.sensor_rows(ctx)
+        )
+    except SchemaConflictError as e:
+        return Cond(
+            "StorageReady",
+            False,
+            "SchemaConflict",
+            f"{e} in database {database!r}; set spec.storage.database to another database",
+        ), None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        return Cond(
+            "StorageReady", False, "DatabaseUnavailable", f"database {database!r}: {str(e)[:300]}; the operator retries"
+        ), None
+    if state.applied:
+        kopf.info(
+            ref("Site", site),
+            reason="Migrated",
+            message=f"applied schema migrations {list(state.applied)} to {state.schema} on {state.backend}",
+        )
+    fields = {"backend": state.backend, "database": database, "schemaName": state.schema, "version": state.version}
+    return Cond(
+        "StorageReady",
+        True,
+        "Migrated",
+        f"schema {state.schema} v{state.version} on {state.backend} ({state.assets} assets, "
+        f"{state.sensors} sensors in the registry)",
+    ), fields
+
+
+async def reconcile_site(
+    kube: Kube, idx: Indexes, namespace: str, name: str, images: Images, storage: Storage | None = None
+) -> None:
     site = one(idx["sites"], (namespace, name))
     if site is None or site.deleting:
         # Its children go by garbage collection (ownerReferences); its Assets and their
@@ -107,6 +154,8 @@ async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, im
     with metrics.RECONCILE_SECONDS.labels(kind="Site").time():
         ctx, assets, bindings = context(site, idx, images)
         parts = await apply_children(kube, site, ctx)
+        storage_cond, storage_fields = await reconcile_storage(storage, site, ctx)
+        parts.append(storage_cond)
         dep = await asyncio.to_thread(kube.deployment_status, namespace, names.bridge(name))
         parts.append(resolve.bridge_available(names.bridge(name), dep))
         at = now()
@@ -119,6 +168,7 @@ async def reconcile_site(kube: Kube, idx: Indexes, namespace: str, name: str, im
                 "readyReplicas": (dep or {}).get("readyReplicas") or 0,
             },
             "configHash": routing.config_hash(serialized),
+            **({"storage": storage_fields} if storage_fields else {}),
         }
         await write_status(kube, "sites", site, compose(site.status, parts, site.generation, at, fields))
         await _write_assets(kube, idx, ctx, assets, at)

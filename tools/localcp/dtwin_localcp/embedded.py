@@ -70,12 +70,13 @@ def _mosquitto(run_dir: Path) -> Mosquitto:
     return broker
 
 
-def _operator(run_dir: Path, kubeconfig: Path) -> None:
+def _operator(run_dir: Path, kubeconfig: Path, pg: Postgres) -> None:
     record = processes.read_record(run_dir / "operator", kopf_process.NAME)
     if record is not None and processes.is_alive(record):
         log.info("operator already running (pid %s)", record.pid)
         return
-    record = kopf_process.start(run_dir / "operator", kubeconfig, OPERATOR_ENV, log_format="json")
+    env = {**OPERATOR_ENV, "DTWIN_OPERATOR_DATABASE_URL": pg.dsn("{database}")}
+    record = kopf_process.start(run_dir / "operator", kubeconfig, env, log_format="json")
     log.info(
         "operator started (pid %s), log: %s", record.pid, processes.log_path(run_dir / "operator", kopf_process.NAME)
     )
@@ -93,7 +94,7 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
     twin = Twin(plane.kubeconfig)
     twin.install_crds(root / "crds")
     log.info("CRDs installed and Established")
-    _operator(run_dir, plane.kubeconfig)
+    _operator(run_dir, plane.kubeconfig, pg)
     docs = load_yaml((root / "examples").glob("*.yaml"))
     for doc in docs:
         twin.apply(doc)

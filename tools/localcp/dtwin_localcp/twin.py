@@ -41,10 +41,15 @@ class Readiness:
 
 
 class Twin:
-    def __init__(self, kubeconfig: Path, field_manager: str = "dtwin-cli") -> None:
+    def __init__(
+        self, kubeconfig: Path, field_manager: str = "dtwin-cli", database_per_namespace: bool = False
+    ) -> None:
+        """`database_per_namespace` (for tests that apply the same Site name in many namespaces): a Site moved
+        into a namespace gets `spec.storage.database` named after it, so their schemas never collide."""
         self.api = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
         self.dynamic = DynamicClient(self.api)
         self.field_manager = field_manager
+        self.database_per_namespace = database_per_namespace
 
     def resource(self, kind: str, api_version: str = API_VERSION) -> Any:
         return self.dynamic.resources.get(api_version=api_version, kind=kind)
@@ -54,6 +59,9 @@ class Twin:
         body = dict(doc)
         if namespace is not None and doc["kind"] != "Namespace":
             body["metadata"] = {**doc["metadata"], "namespace": namespace}
+        if namespace is not None and doc["kind"] == "Site" and self.database_per_namespace:
+            storage = {**doc["spec"].get("storage", {}), "database": namespace.replace("-", "_")}
+            body["spec"] = {**doc["spec"], "storage": storage}
         res = self.resource(body["kind"], body["apiVersion"])
         out = self.dynamic.server_side_apply(
             res,
