@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from dtwin_core import units
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import UNITS, SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
 from dtwin_operator.render.context import AssetView, BindingView, SiteContext
-from dtwin_operator.render.dashboard import UID_MAX, UNIT_DISPLAY, dashboard, uid
+from dtwin_operator.render.dashboard import GRAFANA_UNIT, UID_MAX, dashboard, stored, uid
 
 PSI = 6894.757293168
 
@@ -222,7 +223,8 @@ def test_long_names_give_short_distinct_uids() -> None:
     assert uid("a-b", "c") != uid("a", "b-c")
 
 
-def test_every_binding_unit_has_a_display() -> None:
-    assert set(UNIT_DISPLAY) == set(UNITS)
-    assert UNIT_DISPLAY["degF"].stored(212) == 100
-    assert UNIT_DISPLAY["K"].stored(273.15) == 0
+def test_every_canonical_unit_has_a_grafana_unit() -> None:
+    assert set(GRAFANA_UNIT) == set(units.CANONICAL.values())
+    assert {units.canonical(u) for u in UNITS} <= set(GRAFANA_UNIT)
+    assert stored(212, "degF") == 100
+    assert stored(273.15, "K") == 0

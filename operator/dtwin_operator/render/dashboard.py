@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
 from grafana_foundation_sdk.builders.dashboard import (
@@ -31,6 +31,7 @@ from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models.common import GraphTresholdsStyleMode
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode, VariableOption
 
+from dtwin_core import units
 from dtwin_operator import names
 from dtwin_operator.api.sensorbinding import Thresholds
 from dtwin_operator.render.context import AssetView, BindingView, SiteContext
@@ -44,53 +45,32 @@ SENSOR_W = 8
 OK_COLOR = "transparent"  # the normal band is not shaded; only warning/critical bands are
 
 
-class Display(NamedTuple):
-    """How a binding's readings are stored and shown: Grafana unit id, and stored = sent * scale + offset."""
-
-    grafana_unit: str
-    scale: float = 1.0
-    offset: float = 0.0
-
-    def stored(self, value: float) -> float:
-        return round(value * self.scale + self.offset, 6)
-
-
-_F = 5 / 9
-# Every SensorBinding unit -> its quantity's canonical unit as the bridge stores it (sensorbinding.Unit).
-UNIT_DISPLAY: dict[str, Display] = {
-    "degC": Display("celsius"),
-    "degF": Display("celsius", _F, -32 * _F),
-    "K": Display("celsius", 1, -273.15),
-    "Pa": Display("pressurepa"),
-    "kPa": Display("pressurepa", 1e3),
-    "bar": Display("pressurepa", 1e5),
-    "psi": Display("pressurepa", 6894.757293168),
-    "inH2O": Display("pressurepa", 249.08891),
-    "percent": Display("percent"),
-    "percentRH": Display("humidity"),
-    # Grafana has no m³/h or mm/s unit; a suffix unit shows the stored value as is.
-    "m3/h": Display("suffix:m³/h"),
-    "L/s": Display("suffix:m³/h", 3.6),
-    "gpm": Display("suffix:m³/h", 0.22712470704),
-    "cfm": Display("suffix:m³/h", 1.69901079552),
-    "kW": Display("kwatt"),
-    "W": Display("kwatt", 1e-3),
-    "hp": Display("kwatt", 0.745699872),
-    "kWh": Display("kwatth"),
-    "Wh": Display("kwatth", 1e-3),
-    "MWh": Display("kwatth", 1e3),
-    "A": Display("amp"),
-    "V": Display("volt"),
-    "Hz": Display("hertz"),
-    "rpm": Display("rotrpm"),
-    "mm/s": Display("suffix:mm/s"),
-    "in/s": Display("suffix:mm/s", 25.4),
-    "g": Display("accG"),  # an acceleration: it cannot become a velocity without the vibration frequency
-    "ppm": Display("ppm"),
-    "m/s": Display("velocityms"),
-    "count": Display("short"),
-    "bool": Display("bool"),
+# Grafana unit id of each canonical unit (dtwin_core.units): the bridge stores readings converted to it.
+# Grafana has no m³/h or mm/s unit; a suffix unit shows the stored value as is.
+GRAFANA_UNIT: dict[str, str] = {
+    "degC": "celsius",
+    "Pa": "pressurepa",
+    "percent": "percent",
+    "percentRH": "humidity",
+    "m3/h": "suffix:m³/h",
+    "kW": "kwatt",
+    "kWh": "kwatth",
+    "A": "amp",
+    "V": "volt",
+    "Hz": "hertz",
+    "rpm": "rotrpm",
+    "mm/s": "suffix:mm/s",
+    "g": "accG",
+    "ppm": "ppm",
+    "m/s": "velocityms",
+    "count": "short",
+    "bool": "bool",
 }
+
+
+def stored(value: float, unit: str) -> float:
+    """A threshold in the binding's unit, as the bridge stores readings (canonical unit)."""
+    return round(units.to_canonical(value, unit), 6)
 
 
 class SqlQuery(Builder[Dataquery]):
@@ -186,7 +166,7 @@ def _sql(ctx: SiteContext, binding: BindingView) -> str:
     )
 
 
-def _steps(t: Thresholds, display: Display) -> list[Threshold]:
+def _steps(t: Thresholds, unit: str) -> list[Threshold]:
     """Colour bands from below criticalLow to above criticalHigh (Grafana steps apply upwards)."""
     marks = [
         (t.critical_low, "orange" if t.warning_low is not None else OK_COLOR),
@@ -194,7 +174,7 @@ def _steps(t: Thresholds, display: Display) -> list[Threshold]:
         (t.warning_high, "orange"),
         (t.critical_high, "red"),
     ]
-    steps = sorted((display.stored(v), c) for v, c in marks if v is not None)
+    steps = sorted((stored(v, unit), c) for v, c in marks if v is not None)
     if not steps:
         return []
     base = "red" if t.critical_low is not None else "orange" if t.warning_low is not None else OK_COLOR
@@ -203,20 +183,19 @@ def _steps(t: Thresholds, display: Display) -> list[Threshold]:
 
 def _sensor_panel(ctx: SiteContext, binding: BindingView) -> Timeseries:
     s = binding.spec
-    display = UNIT_DISPLAY[s.unit]
     panel = (
         Timeseries()
         .title(s.metric)
         .description(f"Sensor {binding.name}, sent in {s.unit}.")
         .datasource(TIMESCALE)
         .with_target(SqlQuery(_sql(ctx, binding)))
-        .unit(display.grafana_unit)
+        .unit(GRAFANA_UNIT[units.canonical(s.unit)])
         # Never group finer than the sensor reports, or most buckets would be empty.
         .interval(f"{s.expected_interval_seconds}s")
         .span(SENSOR_W)
         .height(PANEL_H)
     )
-    steps = _steps(s.thresholds, display)
+    steps = _steps(s.thresholds, s.unit)
     if steps:
         panel = panel.thresholds(ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)).thresholds_style(
             GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED_AND_AREA)
