@@ -8,10 +8,10 @@ SHELL := /bin/bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator
 RUN ?= $(CURDIR)/.run
 
-.PHONY: help venv control-plane cluster-up cluster-down up down status crds lint test test-unit clean
+.PHONY: help venv services control-plane cluster-up cluster-down up down status crds lint test test-unit clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,16 +19,19 @@ help: ## list targets
 venv: ## create the cached Python virtualenv
 	@hack/venv.sh >/dev/null
 
+services: ## install PostgreSQL 15 and Mosquitto 2 packages if missing (we run our own instances)
+	@hack/install-services.sh >/dev/null
+
 control-plane: ## build etcd, kube-*, kubectl, kwok once (cached; ~14 min cold on 2 cores)
 	@hack/build-control-plane.sh >/dev/null
 
-cluster-up: venv control-plane ## start the local control plane (etcd, apiserver, controllers, scheduler, KWOK)
+cluster-up: venv services control-plane ## start the local control plane (etcd, apiserver, controllers, scheduler, KWOK)
 	@$(PY) -m dtwin_localcp up --run-dir $(RUN)/cluster
 
 cluster-down: venv ## stop the local control plane
 	@$(PY) -m dtwin_localcp down --run-dir $(RUN)/cluster
 
-up: venv control-plane ## the embedded platform: control plane, CRDs, operator, demo campus; prints what is Ready
+up: venv services control-plane ## the embedded platform: control plane, CRDs, operator, demo campus; prints what is Ready
 	@$(PY) -m dtwin_localcp.embedded up --run-dir $(RUN)
 
 down: venv ## stop everything `make up` started
@@ -48,7 +51,7 @@ lint: venv ## ruff (lint + format check) and mypy
 test-unit: venv ## tests that need no cluster
 	@$(PY) -m pytest -m "not cluster and not services"
 
-test: venv control-plane ## every test, against a real local control plane started for the session
+test: venv services control-plane ## every test, against a real local control plane started for the session
 	@$(PY) -m pytest
 
 clean: down ## stop everything and remove run state
