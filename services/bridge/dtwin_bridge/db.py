@@ -1,0 +1,102 @@
+"""All of the bridge's SQL: write one `Batch` in one transaction, and keep retrying until it is committed.
+
+Readings go through `dtwin_core.schema.copy_target`: COPY into a per-connection temporary stage (created by the
+pool's `init` on every new connection), then one INSERT ... SELECT ... ON CONFLICT (sensor, ts) DO NOTHING into the
+site's telemetry table, so a redelivered message (the broker resends whatever was not acknowledged) adds nothing.
+Rejects are COPYed straight into `dead_letters` in the same transaction, so a batch is stored whole or not at all
+(a redelivered reject does add a second dead-letter row: they have no natural key, and a duplicate there is
+harmless where a lost one is not). `write` never gives up: any error (server down, restarting, connection
+reset, serialization failure, timeout) is logged and retried with exponential backoff capped at `max_backoff_s`.
+While it retries, the runner stops taking messages, the queue fills and the MQTT thread stops reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from dtwin_bridge.batch import Batch
+from dtwin_core.schema import copy_target
+
+log = logging.getLogger(__name__)
+DEAD_LETTER_COLUMNS = ("topic", "payload", "reason", "detail", "sensor")
+
+
+@dataclass
+class WriteResult:
+    inserted: int  # new telemetry rows (the rest of the batch's readings were already stored)
+    attempts: int
+
+
+class Writer:
+    """A small asyncpg pool bound to one site schema."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, max_backoff_s: float = 5.0) -> None:
+        self.pool, self.schema, self.max_backoff_s = pool, schema, max_backoff_s
+        self.target = copy_target(schema)
+        self.dead_schema, self.dead_table = schema, "dead_letters"
+        self.on_retry: Callable[[BaseException], None] | None = None
+
+    @classmethod
+    async def open(cls, dsn: str, schema: str, size: int = 2, max_backoff_s: float = 5.0) -> Writer:
+        """Connect, retrying with backoff while the server is unreachable (the bridge may start first)."""
+        stage = copy_target(schema).create_stage
+
+        async def init(conn: asyncpg.Connection) -> None:
+            await conn.execute(stage)
+
+        delay = 0.1
+        while True:
+            try:
+                pool = await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=size, init=init, command_timeout=60, timeout=10
+                )
+                return cls(pool, schema, max_backoff_s)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+                log.warning("database not reachable (%s); retrying in %.1fs", err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_backoff_s)
+
+    async def _write_once(self, batch: Batch) -> int:
+        t = self.target
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = 0
+            if batch.readings:
+                rows = [(r.sensor, r.ts, r.value) for r in batch.readings]
+                await conn.copy_records_to_table(
+                    t.stage_table, schema_name=t.stage_schema, columns=t.columns, records=rows
+                )
+                status = await conn.execute(t.merge)
+                inserted = int(status.rsplit(" ", 1)[-1])
+            if batch.rejects:
+                dead = [(j.topic, j.payload, j.reason.value, j.detail, j.sensor) for j in batch.rejects]
+                await conn.copy_records_to_table(
+                    self.dead_table, schema_name=self.dead_schema, columns=DEAD_LETTER_COLUMNS, records=dead
+                )
+            return inserted
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Store the batch; returns only once it is committed. Cancellation is the only way out."""
+        delay, attempts = 0.05, 0
+        while True:
+            attempts += 1
+            try:
+                return WriteResult(await self._write_once(batch), attempts)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # never drop: every failure is retried (see the module docstring)
+                log.warning("batch %d (%d rows) not stored: %r; retry in %.2fs", batch.seq, batch.rows, err, delay)
+                if self.on_retry:
+                    self.on_retry(err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=5)
+        except TimeoutError:
+            self.pool.terminate()
