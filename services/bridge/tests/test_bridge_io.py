@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dtwin_core import migrate
 from dtwin_core.schema import StorageSpec
+from dtwin_localcp.kubeapi import wait_until
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
 from dtwin_operator.render import routing
@@ -42,11 +43,7 @@ SENSORS = 10
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float, proc: Bridge | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (proc.tail() if proc else ""))
-        time.sleep(0.05)
+    wait_until(cond, timeout, what, interval=0.05, on_timeout=proc.tail if proc else None)
 
 
 class Site:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from dtwin_localcp.kubeapi import wait_until
 from dtwin_simulator import publish, stream
 
 
@@ -52,14 +52,6 @@ def test_pacer_unbounded_never_waits() -> None:
     assert pacer.wait(10**12) <= 0
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 def test_qos1_run_to_a_real_broker(mosquitto_server, demo, sim) -> None:
     prefix = f"t-{uuid.uuid4().hex[:8]}"  # our own topics, whatever else uses the broker
     part = dataclasses.replace(
@@ -85,7 +77,9 @@ def test_qos1_run_to_a_real_broker(mosquitto_server, demo, sim) -> None:
         counts = publish.run([*msgs, end], sink, publish.Pacer(sim.start, float("inf"), None), publish.Progress(None))
         assert counts.sent == len(msgs) + 1 == 2161
         assert counts.acked == counts.sent and counts.refused == 0
-        _wait_for(lambda: (end.topic, end.payload) in received, 30, "the last message at the subscriber")
+        wait_until(
+            lambda: (end.topic, end.payload) in received, 30, "the last message at the subscriber", interval=0.01
+        )
         assert sorted(received) == sorted((m.topic, m.payload) for m in acked)
         assert len(received) == counts.acked
     finally:
