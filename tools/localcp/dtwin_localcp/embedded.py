@@ -13,11 +13,11 @@ import logging
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from dtwin_localcp import kopf_process, ports, processes
+from dtwin_localcp import dataplane, kopf_process, ports, processes
 from dtwin_localcp.controlplane import ControlPlane, ControlPlaneError, stop_run_dir
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.locations import default_bin_dir, repo_root
@@ -111,6 +111,7 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
             bridge = f"dtwin-bridge-{site}"
             wait_until(partial(_available, twin, ns, bridge), timeout, f"{bridge} to be Available")
         typer.echo(f"\nnamespace {ns}:\n{summary(twin.readiness(ns))}")
+    counts = _stream(run_dir, twin, objects, pg, mqtt.port)
     kubectl = f"{plane.kubectl} --kubeconfig {plane.kubeconfig}"
     typer.echo(f"""
 dtwin is up (embedded mode).
@@ -120,9 +121,30 @@ dtwin is up (embedded mode).
   metrics:  http://127.0.0.1:9464/metrics (operator)
   postgres: psql -h 127.0.0.1 -p {pg.port} -U postgres     (DSN {pg.dsn()})
   mqtt:     mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/#' -v
-  logs:     {run_dir}/operator/logs/operator.log, {run_dir}/cluster/logs/, {run_dir}/{{postgres,mosquitto}}/logs/
+  rows:     {", ".join(f"{s}.telemetry {n}" for s, n in counts.items())} and growing (simulator at 60x)
+  logs:     {run_dir}/operator/logs/operator.log, {run_dir}/dataplane/logs/, {run_dir}/cluster/logs/
   stop:     make down
 """)
+
+
+def _stream(run_dir: Path, twin: Twin, objects: list[dict[str, Any]], pg: Postgres, mqtt_port: int) -> dict[str, int]:
+    """Bridges for every Site, the simulator, and the first rows in every site schema."""
+    sites = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in objects if d["kind"] == "Site"]
+    brokers = {d["spec"].get("mqtt", {}).get("port", 1883) for d in objects if d["kind"] == "Site"}
+    if brokers != {mqtt_port}:
+        log.warning(
+            "the Sites name MQTT port(s) %s but Mosquitto runs on %d: the bridges will not see the stream",
+            sorted(brokers),
+            mqtt_port,
+        )
+    root = repo_root()
+    dataplane.start_bridges(run_dir / "dataplane", twin, sites, pg)
+    dataplane.start_simulator(
+        run_dir / "dataplane", mqtt_port, root / "examples", root / "services/simulator/faults-demo.yaml"
+    )
+    databases = {d["spec"].get("storage", {}).get("database", "dtwin") for d in objects if d["kind"] == "Site"}
+    schemas = [f"site_{name.replace('-', '_')}" for _, name in sites]
+    return dataplane.wait_for_rows(pg, databases.pop(), schemas, 120)
 
 
 def _available(twin: Twin, namespace: str, name: str) -> bool:
@@ -134,11 +156,15 @@ def _available(twin: Twin, namespace: str, name: str) -> bool:
 @app.command()
 def down(run_dir: RunDir = DEFAULT_RUN) -> None:
     """Stop the operator, Mosquitto, PostgreSQL, then the control plane."""
+    dataplane.stop(run_dir / "dataplane")
     kopf_process.stop(run_dir / "operator")
     Mosquitto(run_dir / "mosquitto").stop()
     Postgres(run_dir / "postgres").stop()
     stopped = stop_run_dir(run_dir / "cluster")
-    typer.echo(f"stopped: operator, mosquitto, postgres, {', '.join(stopped) or 'no control plane'}", err=True)
+    typer.echo(
+        f"stopped: simulator, bridges, operator, mosquitto, postgres, {', '.join(stopped) or 'no control plane'}",
+        err=True,
+    )
 
 
 @app.command()
