@@ -1,0 +1,101 @@
+"""The rules engine of one site: the mutable shell around the pure threshold and staleness machines.
+
+`Engine` holds one `ThresholdState` and one `Seen` per routed sensor and the set of offline assets; the I/O
+layer feeds it the readings of each committed batch (`on_readings`), calls `tick(now)` on a timer for the
+stale and offline checks, and writes or publishes the events it returns, in order. Readings of sensors
+without a route are ignored. `replace_routes` applies a hot-reloaded routing table: sensors that remain keep
+their state (a changed threshold applies from the next reading; the level is re-judged then), new ones start
+normal and unseen, and removed ones have their open alerts resolved, so no alert is left open for a sensor
+the engine no longer watches. It holds no clock: `now` is always passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from dtwin_bridge.model import Reading, Route
+from dtwin_bridge.rules import staleness, thresholds
+from dtwin_bridge.rules.events import AlertResolved, Event, Kind, dedup_key
+from dtwin_bridge.rules.staleness import Seen
+from dtwin_bridge.rules.thresholds import ThresholdRule, ThresholdState
+
+
+class Engine:
+    """All rules of one site's routes; not thread-safe (one asyncio task owns it)."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._routes: dict[str, Route] = {}
+        self._rules: dict[str, ThresholdRule] = {}
+        self._levels: dict[str, ThresholdState] = {}
+        self._seen: dict[str, Seen] = {}
+        self._offline: frozenset[str] = frozenset()
+        self._clock: datetime | None = None  # the `now` of the last tick
+        self._install(routes)
+
+    def _install(self, routes: Iterable[Route]) -> None:
+        self._routes = {r.sensor: r for r in routes}
+        self._rules = {s: ThresholdRule.from_route(r) for s, r in self._routes.items()}
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(self._routes.values())
+
+    @property
+    def offline_assets(self) -> frozenset[str]:
+        return self._offline
+
+    def threshold_state(self, sensor: str) -> ThresholdState:
+        return self._levels.get(sensor, ThresholdState())
+
+    def seen(self, sensor: str) -> Seen | None:
+        return self._seen.get(sensor)
+
+    def on_readings(self, readings: Iterable[Reading]) -> list[Event]:
+        """Feed readings (any order; per sensor, older than the last one are ignored for thresholds)."""
+        events: list[Event] = []
+        for reading in readings:
+            route = self._routes.get(reading.sensor)
+            if route is None:
+                continue
+            s = reading.sensor
+            self._levels[s], out = thresholds.step(self.threshold_state(s), reading, self._rules[s])
+            events += out
+            self._seen[s], self._offline, out = staleness.observe(
+                self._seen.get(s), self._offline, reading, route, self._clock
+            )
+            events += out
+        return events
+
+    def tick(self, now: datetime) -> list[Event]:
+        """Run the stale and offline checks at `now` (monotone: an earlier `now` than the last is ignored)."""
+        if self._clock is not None and now < self._clock:
+            return []
+        self._clock = now
+        self._seen, self._offline, events = staleness.check(self._seen, self._offline, now, self._routes.values())
+        return events
+
+    def replace_routes(self, routes: Iterable[Route], now: datetime) -> list[Event]:
+        """Hot reload: keep the state of sensors that remain; resolve (at `now`) the alerts of removed ones."""
+        old = self._routes
+        self._install(routes)
+        events: list[Event] = []
+        for sensor, route in old.items():
+            if sensor in self._routes:
+                continue
+            level = self._levels.pop(sensor, ThresholdState()).level
+            seen = self._seen.pop(sensor, None)
+            open_kinds: list[Kind] = []
+            if level != "normal":
+                open_kinds.append("threshold")
+            if seen is not None and seen.stale:
+                open_kinds.append("stale")
+            for kind in open_kinds:
+                key = dedup_key(kind, sensor, route.asset)
+                events.append(AlertResolved(sensor, route.asset, kind, now, None, f"{sensor} no longer routed", key))
+        assets = {r.asset for r in self._routes.values()}
+        for asset in sorted(self._offline - assets):
+            key = dedup_key("offline", None, asset)
+            events.append(AlertResolved(None, asset, "offline", now, None, f"{asset} no longer routed", key))
+        self._offline &= assets
+        return events
