@@ -8,18 +8,27 @@ Rejects are COPYed straight into `dead_letters` in the same transaction, so a ba
 harmless where a lost one is not). `write` never gives up: any error (server down, restarting, connection
 reset, serialization failure, timeout) is logged and retried with exponential backoff capped at `max_backoff_s`.
 While it retries, the runner stops taking messages, the queue fills and the MQTT thread stops reading.
+
+Alerts (`write_alerts`): the rules engine's events for the site's `alerts` table, in one transaction, in the
+order given. `AlertOpened` inserts with ON CONFLICT on the partial unique index `alerts_open_dedup_key`
+(`(dedup_key) WHERE state <> 'resolved'`, so the conflict target repeats that predicate for inference) DO
+NOTHING: a repeat while the alert is open (a restarted replica re-raising it) adds nothing. `AlertEscalated`
+updates the severity and last value of the open row; `AlertResolved` sets it resolved. An update that finds no
+open row does nothing. `write_alerts_retrying` retries like `write`, but is called from the alerts task only,
+never from the ingest path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from dtwin_bridge.batch import Batch
+from dtwin_bridge.rules.events import AlertEscalated, AlertOpened, AlertResolved, Event
 from dtwin_core.schema import copy_target
 
 log = logging.getLogger(__name__)
@@ -90,6 +99,50 @@ class Writer:
                 raise
             except Exception as err:  # never drop: every failure is retried (see the module docstring)
                 log.warning("batch %d (%d rows) not stored: %r; retry in %.2fs", batch.seq, batch.rows, err, delay)
+                if self.on_retry:
+                    self.on_retry(err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    async def write_alerts(self, events: Sequence[Event]) -> None:
+        """Apply alert events in order, in one transaction (see the module docstring)."""
+        a = f'"{self.schema}".alerts'
+        open_ = (
+            f"INSERT INTO {a} (sensor, asset, kind, severity, state, opened_at, last_value, message, dedup_key) "
+            "VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8) "
+            "ON CONFLICT (dedup_key) WHERE state <> 'resolved' DO NOTHING"
+        )
+        escalate = (
+            f"UPDATE {a} SET severity = $2, last_value = coalesce($3, last_value), message = $4 "
+            "WHERE dedup_key = $1 AND state <> 'resolved'"
+        )
+        resolve = (
+            f"UPDATE {a} SET state = 'resolved', resolved_at = $2, last_value = coalesce($3, last_value), "
+            "message = $4 WHERE dedup_key = $1 AND state <> 'resolved'"
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            for e in events:
+                if isinstance(e, AlertOpened):
+                    await conn.execute(
+                        open_, e.sensor, e.asset, e.kind, e.severity, e.at, e.value, e.message, e.dedup_key
+                    )
+                elif isinstance(e, AlertEscalated):
+                    await conn.execute(escalate, e.dedup_key, e.severity, e.value, e.message)
+                elif isinstance(e, AlertResolved):
+                    await conn.execute(resolve, e.dedup_key, e.at, e.value, e.message)
+
+    async def write_alerts_retrying(self, events: Sequence[Event]) -> int:
+        """`write_alerts` until committed (backoff capped at `max_backoff_s`); returns the attempts."""
+        delay, attempts = 0.05, 0
+        while True:
+            attempts += 1
+            try:
+                await self.write_alerts(events)
+                return attempts
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # retried like batches: an alert is never dropped here
+                log.warning("%d alert events not stored: %r; retry in %.2fs", len(events), err, delay)
                 if self.on_retry:
                     self.on_retry(err)
                 await asyncio.sleep(delay)

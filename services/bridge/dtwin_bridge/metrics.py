@@ -46,6 +46,16 @@ class Metrics:
             "dtwin_bridge_unacked_messages", "Messages received and not yet acked", labels, registry=r
         )
 
+        self._alerts = Counter(
+            "dtwin_bridge_alerts",
+            "Alert events emitted by the rules engine",
+            [*labels, "kind", "severity", "transition"],
+            registry=r,
+        )
+        self._alerts_pending = Gauge(
+            "dtwin_bridge_alerts_pending", "Alert events waiting to be written (coalesced)", labels, registry=r
+        )
+
     def serve(self, host: str, port: int) -> object | None:
         if not port:
             return None
@@ -77,3 +87,9 @@ class Metrics:
     def levels(self, depth: int, unacked: int) -> None:
         self._depth.labels(self.site).set(depth)
         self._unacked.labels(self.site).set(unacked)
+
+    def alert(self, kind: str, severity: str, transition: str) -> None:
+        self._alerts.labels(self.site, kind, severity, transition).inc()
+
+    def alerts_pending(self, n: int) -> None:
+        self._alerts_pending.labels(self.site).set(n)

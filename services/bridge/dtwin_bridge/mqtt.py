@@ -135,6 +135,10 @@ class Consumer:
                     self.client.ack(d.mid, d.qos)
         return stale
 
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish (not retained) from the asyncio thread; paho queues it while disconnected (like `ack`)."""
+        self.client.publish(topic, payload, qos=qos, retain=False)
+
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry_s

@@ -9,6 +9,13 @@ taking messages while `max_unacked_batches` batches' worth of messages are unack
 or down), so the queue fills and the MQTT thread stops reading (see `dtwin_bridge.mqtt`). SIGTERM/SIGINT: stop
 ingesting, write and commit what was taken, ack it, disconnect; what is still queued was never acked and is
 redelivered by the broker to the persistent session.
+
+Rules (`dtwin_bridge.alerts`): once a batch is committed, its readings go to the site's rules `Engine`; a
+`ticker` task runs its stale/offline checks every second; a hot reload replaces its routes; every event goes
+to `Alerts.emit` (metrics, MQTT `<prefix>/events/alerts`, the coalescing queue of the `alerts` writer task).
+Messages on `<prefix>/events/...` are the bridge's own events coming back through `<prefix>/#`: they are
+acked in order without being parsed (no dead letter). The engine lives in memory per replica: see the
+limitation in `dtwin_bridge.alerts`.
 """
 
 from __future__ import annotations
@@ -19,15 +26,18 @@ import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dtwin_bridge import site
+from dtwin_bridge.alerts import Alerts, is_own_event, topic_prefix
 from dtwin_bridge.batch import Batch, Batcher
 from dtwin_bridge.db import Writer
 from dtwin_bridge.metrics import Metrics
 from dtwin_bridge.model import Reading
 from dtwin_bridge.mqtt import Consumer, Delivery
 from dtwin_bridge.parse import parse
+from dtwin_bridge.rules import Engine
 from dtwin_bridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,9 @@ class State:
     writer: Writer
     metrics: Metrics
     max_unacked: int
+    engine: Engine
+    alerts: Alerts
+    prefix: str
     pending: dict[int, Delivery] = field(default_factory=dict)  # batcher message id -> delivery
     ready: list[Batch] = field(default_factory=list)  # full batches waiting for the writer
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a batch is ready
@@ -60,7 +73,8 @@ async def ingest(s: State) -> None:
         d = await s.queue.get()
         s.consumer.taken()
         s.metrics.received()
-        items = parse(d.topic, d.payload, s.config.table, d.received_at)
+        own = is_own_event(d.topic, s.prefix)  # our alert events, back through <prefix>/#: ack, never parse
+        items = [] if own else parse(d.topic, d.payload, s.config.table, d.received_at)
         accepted = 0
         for item in items:
             if isinstance(item, Reading):
@@ -80,6 +94,8 @@ async def _commit(s: State, batch: Batch) -> None:
     started = time.monotonic()
     await s.writer.write(batch)
     s.metrics.batch(batch.rows, time.monotonic() - started)
+    if batch.readings:  # rules see stored readings only
+        s.alerts.emit(s.engine.on_readings(batch.readings))
     ids = s.batcher.committed(batch)
     stale = s.consumer.ack([s.pending.pop(i) for i in ids])
     if stale:
@@ -101,6 +117,13 @@ async def flush(s: State) -> None:
         s.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(s.wake.wait(), tick)
+
+
+async def ticker(s: State, interval: float = 1.0) -> None:
+    """The engine's stale and offline checks, on the wall clock."""
+    while True:
+        await asyncio.sleep(interval)
+        s.alerts.emit(s.engine.tick(datetime.now(UTC)))
 
 
 async def reload(s: State, path: Path, interval: float) -> None:
@@ -127,6 +150,9 @@ async def reload(s: State, path: Path, interval: float) -> None:
         if new.shared_filters() != s.config.shared_filters():
             s.consumer.resubscribe(new.shared_filters())
         s.config = new  # one assignment: ingest sees the old table or the new one, never half of each
+        s.prefix = topic_prefix(new.site, new.subscriptions)
+        s.alerts.prefix = s.prefix
+        s.alerts.emit(s.engine.replace_routes(new.table.routes, datetime.now(UTC)))
         s.metrics.reloaded("ok")
         log.info("routing table reloaded: %d routes", len(new.table.routes))
 
@@ -151,7 +177,11 @@ async def run(settings: Settings) -> None:
         session_expiry_s=settings.session_expiry_s,
     )
     batcher = Batcher(config.batch_size, config.flush_interval_s)
-    s = State(config, batcher, queue, consumer, writer, metrics, settings.max_unacked_batches * config.batch_size)
+    prefix = topic_prefix(config.site, config.subscriptions)
+    alerts = Alerts(config.site, prefix, consumer.publish, writer, metrics)
+    engine = Engine(config.table.routes)
+    max_unacked = settings.max_unacked_batches * config.batch_size
+    s = State(config, batcher, queue, consumer, writer, metrics, max_unacked, engine, alerts, prefix)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -161,6 +191,8 @@ async def run(settings: Settings) -> None:
             taking = tg.create_task(ingest(s), name="ingest")
             writing = tg.create_task(flush(s), name="flush")
             reloading = tg.create_task(reload(s, settings.routing, settings.reload_interval_s), name="reload")
+            ticking = tg.create_task(ticker(s), name="ticker")
+            alerting = tg.create_task(alerts.write(), name="alerts")
             await stop.wait()
             log.info("stopping: flushing %d unacked messages", batcher.unacked)
             taking.cancel()
@@ -168,6 +200,9 @@ async def run(settings: Settings) -> None:
             s.stopping = True
             s.wake.set()
             await writing
+            ticking.cancel()
+            alerting.cancel()
+        await alerts.drain(5.0)  # the last batches' events; bounded, so a dead database cannot hold shutdown
     finally:
         consumer.close()
         await writer.close()
