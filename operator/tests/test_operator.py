@@ -219,8 +219,15 @@ def test_binding_edit_updates_routing_and_rolls_the_bridge(twin: Twin, operator:
         )
 
     wait_until(rolled, CONVERGE, "the bridge Deployment to roll out the new routing table")
-    site = wait_condition(twin, "Site", namespace, "hq", "True")
-    assert site["status"]["configHash"] != hash_before
+    dep = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")
+    new_hash = dep["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
+    # The Site's status is written after its children in the same reconcile: wait for it, don't race it.
+    wait_until(
+        lambda: (twin.get("Site", namespace, "hq") or {}).get("status", {}).get("configHash") == new_hash,
+        30,
+        "the Site status to report the new routing table's hash",
+    )
+    wait_condition(twin, "Site", namespace, "hq", "True")
 
 
 def test_drift_is_repaired(twin: Twin, operator: Path, namespace: str) -> None:

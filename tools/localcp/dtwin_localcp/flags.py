@@ -117,6 +117,10 @@ def controller_manager_args(bin_dir: Path, pki: Pki, kubeconfig: Path) -> list[s
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--horizontal-pod-autoscaler-sync-period=5s",
         "--node-monitor-period=2s",
+        # KWOK's node is fake and never really fails; under load its heartbeat can miss the default
+        # 50 s grace period, and node-lifecycle then marks every pod NotReady (seen in CI: Deployments
+        # lost availability every ~52 s). A long grace period keeps the fake node's pods stable.
+        "--node-monitor-grace-period=1h",
         "--profiling=false",
         "--v=1",
     ]
