@@ -1,82 +1,50 @@
 """The rules engine wired into the running bridge: threshold alerts stored in `alerts` and published on MQTT.
 
-Against real Mosquitto and PostgreSQL, with the bridge as a subprocess (helpers copied from `test_bridge_io`,
-whose module cannot be imported under importlib mode). One binding has warningHigh 30, criticalHigh 40,
-hysteresis 2 and forSeconds 2; readings carry explicit timestamps one second apart, near now (so the stale
-check, with a one-hour expected interval, stays quiet). Every wait polls a condition with a deadline.
+Against real Mosquitto and PostgreSQL, with the bridge as a subprocess (`dtwin_localcp.bridge_harness`).
+One binding has warningHigh 30, criticalHigh 40, hysteresis 2 and forSeconds 2; readings carry explicit
+timestamps one second apart, near now (so the stale check, with a one-hour expected interval, stays quiet).
+Every wait polls a condition with a deadline.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from prometheus_client.parser import text_string_to_metric_families
 
 from dtwin_bridge.alerts import Pending, is_own_event, topic_prefix
 from dtwin_bridge.rules.events import AlertEscalated, AlertOpened, AlertResolved
-from dtwin_core import migrate
-from dtwin_core.schema import StorageSpec
+from dtwin_localcp.bridge_harness import BridgeProcess, SiteUnderTest
 from dtwin_localcp.kubeapi import wait_until
-from dtwin_operator.api.sensorbinding import SensorBindingSpec
-from dtwin_operator.api.site import SiteSpec
-from dtwin_operator.render import routing
-from dtwin_operator.render.context import BindingView, SiteContext
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-class Site:
-    """One thresholded JSON sensor in a rendered routing table, and the site schema in the test database."""
+class Site(SiteUnderTest):
+    """One thresholded JSON sensor."""
 
     def __init__(self, pg_dsn: str, broker_port: int, tmp: Path) -> None:
-        self.name = f"t{uuid.uuid4().hex[:8]}"
-        self.database = pg_dsn.rsplit("/", 1)[1]
-        self.dsn_template = pg_dsn.rsplit("/", 1)[0] + "/{database}"
-        self.sensor = f"{self.name}-temp"
-        binding = BindingView(
-            self.sensor,
-            SensorBindingSpec.model_validate(
-                {"assetRef": "dev", "metric": "temp", "topic": self.topic, "payloadFormat": "json", "field": "v",
-                 "unit": "degC", "validRange": {"min": -50, "max": 150}, "expectedIntervalSeconds": 3600,
-                 "thresholds": {"warningHigh": 30, "criticalHigh": 40, "hysteresis": 2, "forSeconds": 2}}
-            ),
-        )  # fmt: skip
-        spec = SiteSpec.model_validate(
-            {"mqtt": {"host": "127.0.0.1", "port": broker_port}, "storage": {"database": self.database},
-             "bridge": {"batchSize": 500, "flushIntervalMs": 50}}
-        )  # fmt: skip
-        self.table = routing.table(SiteContext("test", self.name, "uid", spec, (), (binding,)))
-        self.schema = self.table["schema"]
-        self.path = tmp / "routing.json"
-        self.path.write_text(routing.serialize(self.table))
-        self.pg_dsn = pg_dsn
+        super().__init__(pg_dsn, broker_port, tmp, flush_ms=50)
 
-        async def setup() -> None:
-            conn = await asyncpg.connect(pg_dsn)
-            try:
-                await migrate.apply(conn, StorageSpec(schema=self.schema))
-            finally:
-                await conn.close()
+    @property
+    def sensor(self) -> str:
+        return f"{self.name}-temp"
 
-        asyncio.run(setup())
+    def bindings(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(self.sensor, {
+            "assetRef": "dev", "metric": "temp", "topic": self.topic, "payloadFormat": "json", "field": "v",
+            "unit": "degC", "validRange": {"min": -50, "max": 150}, "expectedIntervalSeconds": 3600,
+            "thresholds": {"warningHigh": 30, "criticalHigh": 40, "hysteresis": 2, "forSeconds": 2},
+        })]  # fmt: skip
 
     @property
     def topic(self) -> str:
@@ -86,54 +54,8 @@ class Site:
     def events_topic(self) -> str:
         return f"sites/{self.name}/events/alerts"
 
-    def query(self, sql: str) -> list[Any]:
-        async def q() -> list[Any]:
-            conn = await asyncpg.connect(self.pg_dsn)
-            try:
-                return list(await conn.fetch(sql.replace("SCHEMA", self.schema)))
-            finally:
-                await conn.close()
 
-        return asyncio.run(q())
-
-
-class Bridge:
-    def __init__(self, site: Site, tmp: Path) -> None:
-        self.site, self.log = site, tmp / "bridge.log"
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/bridge", "libs/dtwin_core")),
-            "DTWIN_BRIDGE_DATABASE_URL": site.dsn_template,
-            "DTWIN_BRIDGE_REPLICA": "r0",
-            "DTWIN_BRIDGE_METRICS_HOST": "127.0.0.1",
-        }
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.metrics_port = sock.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "dtwin_bridge", "run", "--routing", str(self.site.path),
-                "--metrics-port", str(self.metrics_port)]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-    def metric(self, name: str, **labels: str) -> float:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        want = {"site": self.site.name, **labels}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels == want:
-                    return float(sample.value)
-        raise AssertionError(f"no sample {name}{want}")
-
-    def tail(self) -> str:
-        return "\n--- bridge log ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+Bridge = BridgeProcess
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float, bridge: Bridge) -> None:

@@ -8,35 +8,22 @@ in `telemetry` exactly once. Every wait polls a condition with a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from prometheus_client.parser import text_string_to_metric_families
 
-from dtwin_core import migrate
-from dtwin_core.schema import StorageSpec
+from dtwin_localcp.bridge_harness import BridgeProcess, SiteUnderTest
 from dtwin_localcp.kubeapi import wait_until
-from dtwin_operator.api.sensorbinding import SensorBindingSpec
-from dtwin_operator.api.site import SiteSpec
-from dtwin_operator.render import routing
-from dtwin_operator.render.context import BindingView, SiteContext
 
 ROOT = Path(__file__).resolve().parents[3]
 SENSORS = 10
@@ -46,112 +33,24 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float, proc: Bridge |
     wait_until(cond, timeout, what, interval=0.05, on_timeout=proc.tail if proc else None)
 
 
-class Site:
-    """A rendered routing table in a file, the site schema in the test database, and a psql helper."""
+class Site(SiteUnderTest):
+    """Ten JSON sensors, each on its own topic."""
 
-    def __init__(self, pg_dsn: str, broker_port: int, tmp: Path) -> None:
-        self.name = f"t{uuid.uuid4().hex[:8]}"
-        self.database = pg_dsn.rsplit("/", 1)[1]
-        self.dsn_template = pg_dsn.rsplit("/", 1)[0] + "/{database}"
-        bindings = tuple(
-            BindingView(
-                f"{self.name}-s{i}",
-                SensorBindingSpec.model_validate(
-                    {"assetRef": "dev", "metric": f"m{i}", "topic": self.topic(i), "payloadFormat": "json",
-                     "field": "v", "unit": "degC", "validRange": {"min": -50, "max": 150}}
-                ),
-            )
+    def bindings(self) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (f"{self.name}-s{i}", {"assetRef": "dev", "metric": f"m{i}", "topic": self.topic(i),
+                                   "payloadFormat": "json", "field": "v", "unit": "degC",
+                                   "validRange": {"min": -50, "max": 150}})
             for i in range(SENSORS)
-        )  # fmt: skip
-        spec = SiteSpec.model_validate(
-            {"mqtt": {"host": "127.0.0.1", "port": broker_port}, "storage": {"database": self.database},
-             "bridge": {"batchSize": 500, "flushIntervalMs": 100}}
-        )  # fmt: skip
-        self.table = routing.table(SiteContext("test", self.name, "uid", spec, (), bindings))
-        self.schema = self.table["schema"]
-        self.path = tmp / "routing.json"
-        self.path.write_text(routing.serialize(self.table))
-        self.pg_dsn = pg_dsn
-
-        async def setup() -> None:
-            conn = await asyncpg.connect(pg_dsn)
-            try:
-                await migrate.apply(conn, StorageSpec(schema=self.schema))
-            finally:
-                await conn.close()
-
-        asyncio.run(setup())
+        ]  # fmt: skip
 
     def topic(self, i: int) -> str:
         return f"sites/{self.name}/d{i}/telemetry"
 
-    def query(self, sql: str) -> list[Any]:
-        async def q() -> list[Any]:
-            conn = await asyncpg.connect(self.pg_dsn)
-            try:
-                return list(await conn.fetch(sql.replace("SCHEMA", self.schema)))
-            finally:
-                await conn.close()
 
-        return asyncio.run(q())
-
-    def count(self) -> int:
-        return int(self.query("SELECT count(*) FROM SCHEMA.telemetry")[0][0])
-
-
-class Bridge:
-    """`python -m dtwin_bridge run` as a subprocess with a fixed replica name (so restarts resume its session)."""
-
+class Bridge(BridgeProcess):
     def __init__(self, site: Site, tmp: Path, replica: str = "r0") -> None:
-        self.site, self.log = site, tmp / f"bridge-{replica}.log"
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/bridge", "libs/dtwin_core")),
-            "DTWIN_BRIDGE_DATABASE_URL": site.dsn_template,
-            "DTWIN_BRIDGE_REPLICA": replica,
-            "DTWIN_BRIDGE_METRICS_HOST": "127.0.0.1",
-            "DTWIN_BRIDGE_QUEUE_SIZE": "2000",
-        }
-        with socket.socket() as sock:  # a free port for /metrics (released before the bridge binds it)
-            sock.bind(("127.0.0.1", 0))
-            self.metrics_port = sock.getsockname()[1]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "dtwin_bridge",
-            "run",
-            "--routing",
-            str(self.site.path),
-            "--metrics-port",
-            str(self.metrics_port),
-        ]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
-
-    def metric(self, name: str, **labels: str) -> float:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        want = {"site": self.site.name, **labels}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels == want:
-                    return float(sample.value)
-        raise AssertionError(f"no sample {name}{want}")
-
-    def tail(self) -> str:
-        return "\n--- bridge log ---\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        super().__init__(site, tmp, replica, env={"DTWIN_BRIDGE_QUEUE_SIZE": "2000"})
 
 
 class Publisher:
