@@ -44,6 +44,17 @@ def subscriptions(ctx: SiteContext) -> list[str]:
     return [f"{prefix}/#", *outside]
 
 
+def subscription_mode(ctx: SiteContext) -> str:
+    """`shared` ($share group, replicas split the load) unless the Site runs at most one replica: `exclusive`.
+
+    Why not always shared: Mosquitto 2.0 does not restore `$share` subscriptions from its persistence file, so
+    after a broker restart it answers publishers "no matching subscribers" and drops their messages until a
+    bridge has subscribed again. A plain subscription of a persistent session is restored and queued for, so a
+    one-replica Site loses nothing across a broker restart.
+    """
+    return "exclusive" if ctx.spec.bridge.max_replicas == 1 else "shared"
+
+
 def conflicts(ctx: SiteContext) -> dict[str, str]:
     """Bindings that claim a (topic, field) another binding of the site already has: name -> winner.
 
@@ -71,6 +82,7 @@ def table(ctx: SiteContext) -> dict[str, Any]:
         "database": ctx.spec.storage.database,
         "broker": ctx.spec.mqtt.wire(),
         "sharedGroup": names.shared_group(ctx.namespace, ctx.name),
+        "subscriptionMode": subscription_mode(ctx),
         "subscriptions": subscriptions(ctx),
         "batch": {"size": ctx.spec.bridge.batch_size, "flushIntervalMs": ctx.spec.bridge.flush_interval_ms},
         "routes": [route(b) for b in ctx.bindings if b.name not in skipped],

@@ -1,8 +1,9 @@
 """The bridge's Prometheus metrics, on a registry of their own (created in `run`, never a module global).
 
 Every series carries the `site` label so one Prometheus can scrape the bridges of many sites. Counters are
-incremented by the runner as messages flow; the two gauges (`buffer_depth`: rows in the open batch plus messages
-waiting in the queue; `unacked_messages`: received and not yet acknowledged) are set by the flusher on every turn.
+incremented by the runner as messages flow (once per socket read, not per message); the two gauges
+(`buffer_depth`: rows in the open batch; `unacked_messages`: received and not yet acknowledged) are set by the
+flusher on every turn; `commit_lag_seconds` says how long the oldest message of each batch waited for its commit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class Metrics:
         self.site = site
         labels = ["site"]
         self._received = Counter(
-            "dtwin_bridge_messages_received", "MQTT messages taken off the queue", labels, registry=r
+            "dtwin_bridge_messages_received", "MQTT messages read from the broker", labels, registry=r
         )
         self._accepted = Counter(
             "dtwin_bridge_readings_accepted", "Readings that passed validation", labels, registry=r
@@ -39,12 +40,26 @@ class Metrics:
         self._duration = Histogram(
             "dtwin_bridge_batch_duration_seconds", "Time to commit one batch, retries included", labels, registry=r
         )
-        self._depth = Gauge(
-            "dtwin_bridge_buffer_depth", "Messages queued plus rows in the open batch", labels, registry=r
-        )
+        self._depth = Gauge("dtwin_bridge_buffer_depth", "Rows in the open batch", labels, registry=r)
         self._unacked = Gauge(
             "dtwin_bridge_unacked_messages", "Messages received and not yet acked", labels, registry=r
         )
+
+        self._lag = Histogram(
+            "dtwin_bridge_commit_lag_seconds",
+            "From the arrival of a batch's first message to its commit: how far the database trails MQTT",
+            labels,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self._last_commit = Gauge(
+            "dtwin_bridge_last_commit_timestamp_seconds", "Unix time of the last committed batch", labels, registry=r
+        )
+        # The per-message series, bound once: `labels()` is a locked dict lookup, too dear per message.
+        self._received_site = self._received.labels(site)
+        self._accepted_site = self._accepted.labels(site)
+        self._lag_site = self._lag.labels(site)
+        self._last_commit_site = self._last_commit.labels(site)
 
         self._alerts = Counter(
             "dtwin_bridge_alerts",
@@ -62,11 +77,15 @@ class Metrics:
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server
 
-    def received(self) -> None:
-        self._received.labels(self.site).inc()
+    def received(self, n: int = 1) -> None:
+        self._received_site.inc(n)
 
     def accepted(self, n: int) -> None:
-        self._accepted.labels(self.site).inc(n)
+        self._accepted_site.inc(n)
+
+    def committed(self, lag_s: float) -> None:
+        self._lag_site.observe(lag_s)
+        self._last_commit_site.set_to_current_time()
 
     def rejected(self, reason: str) -> None:
         self._rejected.labels(self.site, reason).inc()

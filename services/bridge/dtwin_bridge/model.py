@@ -152,6 +152,7 @@ class RoutingTable:
     site: str = ""
     version: int = 1
     _by_topic: Mapping[str, tuple[Route, ...]] = field(init=False, repr=False, compare=False)
+    _groups: Mapping[str, tuple[tuple[str, tuple[Route, ...]], ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[Route]] = {}
@@ -161,9 +162,17 @@ class RoutingTable:
                 raise ValueError(f"route {r.sensor}: another route already reads {r.field!r} on {r.topic}")
             index.setdefault(r.topic, []).append(r)
         object.__setattr__(self, "_by_topic", MappingProxyType({t: tuple(rs) for t, rs in index.items()}))
+        groups = {
+            t: tuple((f, g) for f in FORMATS if (g := tuple(r for r in rs if r.format == f))) for t, rs in index.items()
+        }
+        object.__setattr__(self, "_groups", MappingProxyType(groups))
 
     def on_topic(self, topic: str) -> tuple[Route, ...]:
         return self._by_topic.get(topic, ())
+
+    def by_format(self, topic: str) -> tuple[tuple[str, tuple[Route, ...]], ...]:
+        """The topic's routes grouped by payload format, in `FORMATS` order (computed once, at load)."""
+        return self._groups.get(topic, ())
 
     @property
     def topics(self) -> frozenset[str]:

@@ -1,63 +1,106 @@
-"""The bridge's only MQTT code: a paho-mqtt 2.x client in its own thread, handing messages to asyncio with backpressure.
+"""The bridge's MQTT session: an asyncio MQTT v5 client that hands messages over in bulk and acknowledges in bulk.
 
-The client is MQTT v5 with a stable client id, `clean_start=False` and a Session Expiry Interval, so the broker keeps
-the session (subscriptions and every unacknowledged QoS 1 message) while the bridge is down or reconnecting, and
-`manual_ack=True`, so a PUBACK leaves only when the runner says the message is committed (`ack`). The broker may
-have up to Receive Maximum (65,535, the protocol's ceiling) unacknowledged messages in flight to us: the window
-has to cover the queue, the open batch and the batch being written, or acks-after-commit would starve it.
+Why not paho: paho reads one packet per `select()` on its own thread and writes one PUBACK per `send()`; with
+the hand-off to asyncio that costs ~100 us of CPU per message, which caps a Python subscriber near 8,600 msg/s at
+QoS 1 on the reference 2-core box (shared/anchors RESULTS, test 1) — below what one bridge must carry. Here the
+socket belongs to the event loop: `data_received` decodes every packet in the chunk the kernel handed over
+(`dtwin_bridge.mqttwire.codec`) and passes all of its PUBLISHes to `on_messages` in one call, on the loop thread;
+acknowledgements for a committed batch go out as one write of concatenated PUBACKs.
 
-Backpressure: paho's network thread calls `on_message` for every PUBLISH it reads. The callback first takes a slot
-of a `threading.Semaphore` sized like the asyncio queue, blocking while none is free; the asyncio side gives the
-slot back when it takes the message off the queue. A blocked callback blocks paho's loop thread, so it stops
-reading the socket: the kernel buffer fills, TCP flow control stops the broker, and the broker queues the
-messages in our persistent session. Nothing is dropped and nothing is read that there is no room for (not
-acking alone would not do this: paho would keep reading and we would have to buffer or drop). The cost is that
-keepalives stop while blocked; if that outlasts 1.5 x keepalive the broker drops the connection and redelivers
-everything unacked on reconnect (with DUP set), which the idempotent writer absorbs.
+Session: a stable client id, Clean Start 0 and a Session Expiry Interval, so the broker keeps the subscriptions
+and every unacknowledged QoS 1 message while the bridge is down; Receive Maximum 65,535 (the protocol's ceiling),
+because acks leave only after commit and the window must cover the queue, the open batch and the batch being
+written. Subscribing again on every connect is harmless with a present session and needed without one.
 
-Acks across reconnects: PUBACK carries only the packet id, which a new connection reuses, so an ack for a
-message of an earlier connection must never be sent on a later one (it would vouch for a different, unstored
-message). Every delivery carries the connection generation; `on_disconnect` bumps the generation under the same
-lock `ack` holds while it checks it and queues the PUBACK, and paho clears its outgoing packet queue in
-`reconnect()` (paho/mqtt/client.py, `self._out_packet.clear()`), so a stale PUBACK is either dropped with the old
-socket or never queued. `Client.ack` itself is safe to call from another thread while `loop_start` runs: it
-appends to a `collections.deque` (atomic) and wakes the loop through its socket pair; the loop thread does the
-write (paho 2.2 `_packet_queue`: with a loop thread it never calls `loop_write` itself).
+Backpressure: `pause()` stops reading the socket (the runner calls it while too many messages are unacked), so
+the kernel buffer fills, TCP stops the broker and the broker queues for our session; `resume()` reads again.
+Keepalive continues while paused — PINGREQs are writes — so a long database outage does not cost the connection.
+
+Acks across reconnects: a PUBACK carries only the packet id, which the next connection reuses, so an ack for a
+message of an earlier connection must never be sent on a later one. Each connection has a generation number;
+`on_messages` is told it, the runner keeps it with each message, and `ack` drops (and counts) acks whose
+generation is not the live one: the broker redelivers those messages on the new connection, with DUP set, and
+the idempotent writer absorbs them.
+
+Outgoing PUBLISH (the rules' alert events) is QoS 1 with the client's own packet ids; unacknowledged ones are
+resent with DUP on the next connection, and at most `max_outgoing` wait (the oldest go first: the alert rows
+themselves are in the database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
+import ssl
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import NamedTuple
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from dtwin_bridge.mqttwire import codec
 
 log = logging.getLogger(__name__)
 RECEIVE_MAXIMUM = 65535
+CONNECT_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One received PUBLISH; `generation` is the connection it came on (see the module docstring)."""
+class Ack(NamedTuple):
+    """What acknowledging one received message takes: its connection, packet id and QoS."""
 
-    topic: str
-    payload: bytes = field(repr=False)
-    received_at: datetime
-    mid: int
-    qos: int
     generation: int
+    packet_id: int
+    qos: int
+
+
+OnMessages = Callable[[list[codec.Publish], int, datetime], None]
+
+
+class ConnectRefusedError(ConnectionError):
+    """CONNACK or SUBACK said no (bad credentials, not authorised, ...)."""
+
+
+async def _answer(fut: asyncio.Future[codec.Packet], wire: _Wire) -> codec.Packet:
+    """The broker's answer, or ConnectionError when the connection goes first, TimeoutError when neither comes."""
+    waits: set[asyncio.Future[object]] = {fut, wire.lost}  # type: ignore[arg-type]
+    done, _ = await asyncio.wait(waits, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    if fut in done:
+        return fut.result()
+    if wire.lost in done:
+        raise ConnectionError("connection closed while waiting for the broker's answer")
+    raise TimeoutError(f"no answer from the broker in {CONNECT_TIMEOUT_S:.0f}s")
+
+
+class _Wire(asyncio.Protocol):
+    """One TCP connection; forwards everything to the `Consumer`."""
+
+    def __init__(self, owner: Consumer) -> None:
+        self.owner = owner
+        self.decoder = codec.Decoder()
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            packets = self.decoder.feed(data)
+        except codec.ProtocolError as err:
+            log.error("MQTT protocol error, dropping the connection: %s", err)
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        self.owner._packets(self, packets)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.owner._lost(self, exc)
 
 
 class Consumer:
-    """A connected, subscribed paho client feeding `queue`; `start`, `ack` after commit, `close` at the end."""
+    """A subscribed MQTT v5 session; `run()` keeps it connected until `close()`."""
 
     def __init__(
         self,
@@ -65,102 +108,218 @@ class Consumer:
         host: str,
         port: int,
         filters: Iterable[str],
-        queue: asyncio.Queue[Delivery],
-        loop: asyncio.AbstractEventLoop,
+        on_messages: OnMessages,
         *,
         tls: bool = False,
         keepalive_s: int = 30,
         session_expiry_s: int = 7 * 24 * 3600,
+        username: str | None = None,
+        password: str | None = None,
+        max_outgoing: int = 10_000,
         on_connected: Callable[[bool], None] | None = None,
     ) -> None:
-        self.queue, self.loop, self.host, self.port = queue, loop, host, port
-        self.keepalive_s, self.session_expiry_s = keepalive_s, session_expiry_s
+        self.client_id, self.host, self.port, self.tls = client_id, host, port, tls
         self.filters = tuple(filters)
+        self.on_messages = on_messages
+        self.keepalive_s, self.session_expiry_s = keepalive_s, session_expiry_s
+        self.username, self.password = username, password
+        self.max_outgoing = max_outgoing
         self.on_connected = on_connected
-        self._slots = threading.Semaphore(queue.maxsize)
-        self._lock = threading.Lock()
-        self._generation = 0
-        self._connected = False
-        self._closing = threading.Event()
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=True)
-        if tls:
-            c.tls_set()
-        c.reconnect_delay_set(min_delay=1, max_delay=30)
-        c.on_connect, c.on_disconnect, c.on_message = self._on_connect, self._on_disconnect, self._on_message
-        self.client = c
+        self.generation = 0
+        self.connected = False
+        self.paused = False
+        self.dropped_outgoing = 0
+        self._wire: _Wire | None = None
+        self._connack: asyncio.Future[codec.Packet] | None = None
+        self._acks: dict[int, asyncio.Future[codec.Packet]] = {}  # SUBACK/UNSUBACK by packet id
+        self._outgoing: dict[int, bytes] = {}  # our unacked QoS 1 PUBLISHes by packet id (insertion = age)
+        self._next_id = 0
+        self._last_read = time.monotonic()
+        self._closing = False
 
-    # --- paho's thread -----------------------------------------------------------------------------------------
-    def _on_connect(self, client: paho.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
-        if rc.is_failure:
-            log.warning("MQTT connect refused: %s", rc)
-            return
-        with self._lock:
-            self._generation += 1
-            self._connected = True
-        # Subscribing again is harmless with a present session and required when it expired.
-        client.subscribe([(f, 1) for f in self.filters])
-        log.info("MQTT connected (session present: %s), subscribed to %s", flags.session_present, self.filters)
+    # --- the connection loop -----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, subscribe, keep alive, reconnect with backoff (0.1 s doubling to 5 s); returns after `close`."""
+        delay = 0.1
+        while not self._closing:
+            try:
+                wire = await self._connect()
+                delay = 0.1
+                await self._keepalive(wire)
+            except (OSError, codec.ProtocolError, TimeoutError, ConnectRefusedError) as err:
+                log.warning("MQTT %s:%d: %s; reconnecting in %.1fs", self.host, self.port, err, delay)
+            finally:
+                if self._wire is not None and self._wire.transport is not None and not self._closing:
+                    self._wire.transport.abort()
+            if self._closing:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _connect(self) -> _Wire:
+        loop = asyncio.get_running_loop()
+        context = ssl.create_default_context() if self.tls else None
+        _t, wire = await asyncio.wait_for(
+            loop.create_connection(lambda: _Wire(self), self.host, self.port, ssl=context), CONNECT_TIMEOUT_S
+        )
+        self._wire = wire
+        self._connack = loop.create_future()
+        self._write(
+            codec.connect(
+                self.client_id,
+                keepalive=self.keepalive_s,
+                clean_start=False,
+                session_expiry=self.session_expiry_s,
+                receive_maximum=RECEIVE_MAXIMUM,
+                username=self.username,
+                password=self.password,
+            )
+        )
+        connack = await _answer(self._connack, wire)
+        if connack.reasons[0] >= 0x80:
+            raise ConnectRefusedError(f"CONNACK reason 0x{connack.reasons[0]:02x} {connack.properties}")
+        server_keepalive = connack.properties.get(codec.SERVER_KEEP_ALIVE)
+        if isinstance(server_keepalive, int):
+            self.keepalive_s = server_keepalive  # the server's word wins (MQTT 5.0, 3.2.2.3.14)
+        self.generation += 1
+        self.connected = True
+        if self.paused and wire.transport is not None:
+            wire.transport.pause_reading()
+        for packet in self._outgoing.values():
+            self._write(bytes((packet[0] | 0x08,)) + packet[1:])  # resent: DUP set
+        suback = await self._request(codec.SUBSCRIBE, lambda pid: codec.subscribe(pid, self.filters))
+        refused = [f for f, rc in zip(self.filters, suback.reasons, strict=False) if rc >= 0x80]
+        if refused:
+            raise ConnectRefusedError(f"subscription refused for {refused}: {suback.reasons}")
+        log.info("MQTT connected (session present: %s), subscribed to %s", connack.session_present, self.filters)
         if self.on_connected:
-            self.on_connected(bool(flags.session_present))
+            self.on_connected(connack.session_present)
+        return wire
 
-    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        with self._lock:
-            self._generation += 1  # acks queued from now on belong to no live connection
-            self._connected = False
-        log.warning("MQTT disconnected: %s", rc)
+    async def _keepalive(self, wire: _Wire) -> None:
+        """PINGREQ every half keepalive; a silent broker (while we read) for 1.5 keepalives is a dead one."""
+        period = max(self.keepalive_s / 2, 0.5)
+        self._last_read = time.monotonic()
+        while not wire.lost.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(wire.lost), period)
+            if wire.lost.done():
+                return
+            self._write(codec.PINGREQ_BYTES)
+            if not self.paused and time.monotonic() - self._last_read > 1.5 * self.keepalive_s:
+                raise TimeoutError(f"no packet from the broker for {1.5 * self.keepalive_s:.0f}s")
 
-    def _on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        while not self._slots.acquire(timeout=0.5):  # full: block paho's loop thread (see module docstring)
-            if self._closing.is_set():
-                return  # not acked: the broker redelivers it to the session
-        if self._closing.is_set():
-            self._slots.release()
+    def _new_id(self) -> int:
+        for _ in range(65535):
+            self._next_id = self._next_id % 65535 + 1
+            if self._next_id not in self._outgoing and self._next_id not in self._acks:
+                return self._next_id
+        raise RuntimeError("all 65,535 packet ids are in use")
+
+    async def _request(self, kind: int, build: Callable[[int], bytes]) -> codec.Packet:
+        pid = self._new_id()
+        fut: asyncio.Future[codec.Packet] = asyncio.get_running_loop().create_future()
+        self._acks[pid] = fut
+        try:
+            self._write(build(pid))
+            assert self._wire is not None
+            return await _answer(fut, self._wire)
+        finally:
+            self._acks.pop(pid, None)
+
+    def _write(self, data: bytes) -> None:
+        if self._wire is not None and self._wire.transport is not None and not self._wire.transport.is_closing():
+            self._wire.transport.write(data)
+
+    # --- called by _Wire, on the loop thread -------------------------------------------------------------------
+    def _packets(self, wire: _Wire, packets: list[codec.Publish | codec.Packet]) -> None:
+        if wire is not self._wire:
+            return  # a connection we already gave up on
+        self._last_read = time.monotonic()
+        publishes: list[codec.Publish] = []
+        for p in packets:
+            if isinstance(p, tuple):
+                publishes.append(p)
+            elif p.type == codec.PUBACK:
+                self._outgoing.pop(p.packet_id, None)
+            elif p.type == codec.CONNACK:
+                if self._connack is not None and not self._connack.done():
+                    self._connack.set_result(p)
+            elif p.type in (codec.SUBACK, codec.UNSUBACK):
+                fut = self._acks.get(p.packet_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(p)
+            elif p.type == codec.DISCONNECT:
+                log.warning("MQTT broker disconnected us: reason 0x%02x %s", p.reasons[0], p.properties)
+        if publishes:
+            self.on_messages(publishes, self.generation, datetime.now(UTC))
+
+    def _lost(self, wire: _Wire, exc: Exception | None) -> None:
+        if wire is not self._wire:
             return
-        d = Delivery(msg.topic, bytes(msg.payload), datetime.now(UTC), msg.mid, msg.qos, self._generation)
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, d)
+        if self.connected:
+            log.warning("MQTT connection lost: %s", exc or "closed by the broker")
+        self.connected = False
+        self.generation += 1  # acks from now on belong to no live connection
 
-    # --- the asyncio side --------------------------------------------------------------------------------------
-    def taken(self) -> None:
-        """Call once for every message taken off the queue: gives its slot back to the paho thread."""
-        self._slots.release()
+    # --- the runner's side ---------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        """Stop reading (backpressure); idempotent."""
+        if not self.paused:
+            self.paused = True
+            if self._wire is not None and self._wire.transport is not None and self.connected:
+                self._wire.transport.pause_reading()
 
-    def ack(self, deliveries: Iterable[Delivery]) -> int:
-        """PUBACK committed messages (in the order given); returns how many were stale and skipped."""
-        stale = 0
-        with self._lock:
-            for d in deliveries:
-                if d.generation != self._generation or not self._connected:
-                    stale += 1  # the broker redelivers it on the new connection
-                elif d.qos > 0:
-                    self.client.ack(d.mid, d.qos)
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._last_read = time.monotonic()  # silence while paused says nothing about the broker
+            if self._wire is not None and self._wire.transport is not None and self.connected:
+                self._wire.transport.resume_reading()
+
+    def ack(self, acks: Iterable[Ack]) -> int:
+        """PUBACK committed messages, in the order given, in one write; returns how many were stale and skipped."""
+        stale, ids, live = 0, [], self.generation if self.connected else -1
+        for a in acks:
+            if a.generation != live:
+                stale += 1  # the broker redelivers it on the new connection
+            elif a.qos:
+                ids.append(a.packet_id)
+        if ids:
+            self._write(codec.pubacks(ids))
         return stale
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Publish (not retained) from the asyncio thread; paho queues it while disconnected (like `ack`)."""
-        self.client.publish(topic, payload, qos=qos, retain=False)
-
-    def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.session_expiry_s
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive_s, clean_start=False, properties=props)
-        self.client.loop_start()  # retries the first connection too, with reconnect_delay_set's backoff
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1, not retained; kept and resent until the broker acknowledges it (see the module docstring)."""
+        while len(self._outgoing) >= self.max_outgoing:
+            del self._outgoing[next(iter(self._outgoing))]
+            self.dropped_outgoing += 1
+        pid = self._new_id()
+        packet = codec.publish(topic, payload, qos=1, packet_id=pid)
+        self._outgoing[pid] = packet
+        if self.connected:
+            self._write(packet)
 
     def resubscribe(self, filters: Iterable[str]) -> None:
-        """Hot reload: subscribe to new filters, unsubscribe from dropped ones."""
+        """Hot reload: subscribe to new filters, unsubscribe from dropped ones (the next connect uses the new set)."""
         new = tuple(filters)
-        gone, added = set(self.filters) - set(new), [f for f in new if f not in self.filters]
+        gone, added = sorted(set(self.filters) - set(new)), [f for f in new if f not in self.filters]
         self.filters = new
+        if not self.connected:
+            return
         if gone:
-            self.client.unsubscribe(sorted(gone))
+            self._write(codec.unsubscribe(self._new_id(), gone))
         if added:
-            self.client.subscribe([(f, 1) for f in added])
+            self._write(codec.subscribe(self._new_id(), added))
 
-    def close(self) -> None:
-        """Unblock the paho thread, send the queued PUBACKs and a DISCONNECT (the session stays), stop the thread."""
-        self._closing.set()
-        self._slots.release()
-        props = Properties(PacketTypes.DISCONNECT)
-        props.SessionExpiryInterval = self.session_expiry_s
-        self.client.disconnect(properties=props)  # queued after the PUBACKs, so they go out first
-        self.client.loop_stop()
+    async def close(self) -> None:
+        """DISCONNECT keeping the session (queued PUBACKs go first: same socket, in order), then stop `run`."""
+        self._closing = True
+        wire = self._wire
+        if wire is None or wire.transport is None or wire.transport.is_closing():
+            return
+        if self.connected:
+            wire.transport.write(codec.disconnect(0, self.session_expiry_s))
+        wire.transport.close()  # flushes the write buffer first
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(wire.lost), 5.0)

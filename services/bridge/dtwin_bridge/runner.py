@@ -1,14 +1,15 @@
-"""The bridge's supervised task tree: MQTT queue -> parse -> batch -> COPY -> commit -> PUBACK, in one TaskGroup.
+"""The bridge's supervised task tree: MQTT -> parse -> batch -> COPY -> commit -> PUBACK, on one event loop.
 
-`run(settings)` loads the routing table, opens the database pool and the MQTT consumer (resources built here and
-closed on the way out), then runs four tasks: `ingest` takes messages off the bounded queue, parses them with
-the current routing table and adds them to the `Batcher`; `flush` writes each full or due batch (retrying until
-committed) and only then acknowledges, in arrival order, the messages `Batcher.committed` releases; `reload`
-polls the routing file and swaps the table atomically; and the signal watcher. Backpressure: `ingest` stops
-taking messages while `max_unacked_batches` batches' worth of messages are unacknowledged (the database is slow
-or down), so the queue fills and the MQTT thread stops reading (see `dtwin_bridge.mqtt`). SIGTERM/SIGINT: stop
-ingesting, write and commit what was taken, ack it, disconnect; what is still queued was never acked and is
-redelivered by the broker to the persistent session.
+`run(settings)` loads the routing table, opens the database pool and the MQTT session (resources built here and
+closed on the way out), then runs its tasks in one TaskGroup. Messages need no task: the MQTT session calls
+`take` on the loop thread with every PUBLISH of a socket read, which parses them with the current routing table
+and adds them to the `Batcher`. `flush` writes each full or due batch (retrying until committed) and only then
+acknowledges, in arrival order, the messages `Batcher.committed` releases; `reload` polls the routing file and
+swaps the table atomically; the MQTT session's own `run` reconnects. Backpressure: once `max_unacked_batches`
+batches' worth of messages are unacknowledged (the database is slow or down), `take` pauses the socket and a
+commit that frees room resumes it (see `dtwin_bridge.mqtt`). SIGTERM/SIGINT: stop reading, write and commit
+what was taken, ack it, disconnect; what the broker still holds was never acked and is redelivered to the
+persistent session.
 
 Rules (`dtwin_bridge.alerts`): once a batch is committed, its readings go to the site's rules `Engine`; a
 `ticker` task runs its stale/offline checks every second; a hot reload replaces its routes; every event goes
@@ -35,7 +36,8 @@ from dtwin_bridge.batch import Batch, Batcher
 from dtwin_bridge.db import Writer
 from dtwin_bridge.metrics import Metrics
 from dtwin_bridge.model import Reading
-from dtwin_bridge.mqtt import Consumer, Delivery
+from dtwin_bridge.mqtt import Ack, Consumer
+from dtwin_bridge.mqttwire.codec import Publish
 from dtwin_bridge.parse import parse
 from dtwin_bridge.rules import Engine
 from dtwin_bridge.settings import Settings
@@ -49,45 +51,45 @@ class State:
 
     config: site.SiteConfig
     batcher: Batcher
-    queue: asyncio.Queue[Delivery]
-    consumer: Consumer
     writer: Writer
     metrics: Metrics
     max_unacked: int
     engine: Engine
     alerts: Alerts
     prefix: str
-    pending: dict[int, Delivery] = field(default_factory=dict)  # batcher message id -> delivery
+    consumer: Consumer | None = None
+    pending: dict[int, Ack] = field(default_factory=dict)  # batcher message id -> how to ack it
     ready: list[Batch] = field(default_factory=list)  # full batches waiting for the writer
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a batch is ready
-    room: asyncio.Event = field(default_factory=asyncio.Event)  # acks freed room for more messages
     stopping: bool = False
     next_id: int = 0
+    committed_messages: int = 0
+    last_commit: float = 0.0  # wall clock, for the lease's health summary
 
 
-async def ingest(s: State) -> None:
-    while True:
-        while s.batcher.unacked >= s.max_unacked:
-            s.room.clear()
-            await s.room.wait()
-        d = await s.queue.get()
-        s.consumer.taken()
-        s.metrics.received()
-        own = is_own_event(d.topic, s.prefix)  # our alert events, back through <prefix>/#: ack, never parse
-        items = [] if own else parse(d.topic, d.payload, s.config.table, d.received_at)
-        accepted = 0
+def take(s: State, publishes: list[Publish], generation: int, received_at: datetime) -> None:
+    """Every PUBLISH of one socket read: parse, batch, remember how to ack; pause the socket when full."""
+    now = time.monotonic()
+    table, prefix, batcher, pending = s.config.table, s.prefix, s.batcher, s.pending
+    accepted = 0
+    for topic, payload, packet_id, qos, _dup, _props in publishes:
+        # Our alert events come back through <prefix>/#: acked in order, never parsed.
+        items = [] if is_own_event(topic, prefix) else parse(topic, payload, table, received_at)
         for item in items:
             if isinstance(item, Reading):
                 accepted += 1
             else:
                 s.metrics.rejected(item.reason.value)
-        s.metrics.accepted(accepted)
         s.next_id += 1
-        s.pending[s.next_id] = d
-        full = s.batcher.add(s.next_id, items, time.monotonic())
+        pending[s.next_id] = Ack(generation, packet_id, qos)
+        full = batcher.add(s.next_id, items, now)
         if full:
             s.ready.extend(full)
             s.wake.set()
+    s.metrics.received(len(publishes))
+    s.metrics.accepted(accepted)
+    if batcher.unacked >= s.max_unacked and s.consumer is not None:
+        s.consumer.pause()
 
 
 async def _commit(s: State, batch: Batch) -> None:
@@ -97,17 +99,22 @@ async def _commit(s: State, batch: Batch) -> None:
     if batch.readings:  # rules see stored readings only
         s.alerts.emit(s.engine.on_readings(batch.readings))
     ids = s.batcher.committed(batch)
+    assert s.consumer is not None
     stale = s.consumer.ack([s.pending.pop(i) for i in ids])
     if stale:
         s.metrics.stale_acks(stale)
-    s.room.set()
+    s.committed_messages += len(ids)
+    s.last_commit = time.time()
+    s.metrics.committed(time.monotonic() - batch.opened_at)
+    if s.batcher.unacked < s.max_unacked and not s.stopping:
+        s.consumer.resume()
 
 
 async def flush(s: State) -> None:
     """Writes batches in order; returns once stopping and everything taken is committed and acked."""
     tick = max(0.005, s.config.flush_interval_s / 4)
     while True:
-        s.metrics.levels(s.queue.qsize() + s.batcher.buffered_rows, s.batcher.unacked)
+        s.metrics.levels(s.batcher.buffered_rows, s.batcher.unacked)
         batch = s.ready.pop(0) if s.ready else (s.batcher.flush() if s.stopping else s.batcher.due(time.monotonic()))
         if batch is not None:
             await _commit(s, batch)
@@ -147,8 +154,9 @@ async def reload(s: State, path: Path, interval: float) -> None:
             s.config.broker_port,
         ):
             log.warning("routing table changed schema/database/broker: that takes a restart; routes reloaded only")
-        if new.shared_filters() != s.config.shared_filters():
-            s.consumer.resubscribe(new.shared_filters())
+        if new.filters() != s.config.filters():
+            assert s.consumer is not None
+            s.consumer.resubscribe(new.filters())
         s.config = new  # one assignment: ingest sees the old table or the new one, never half of each
         s.prefix = topic_prefix(new.site, new.subscriptions)
         s.alerts.prefix = s.prefix
@@ -164,47 +172,49 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     writer = await Writer.open(settings.dsn(config.database), config.schema, settings.db_pool_size)
     writer.on_retry = lambda _err: metrics.retried()
-    queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=settings.queue_size)
-    consumer = Consumer(
+    batcher = Batcher(config.batch_size, config.flush_interval_s)
+    prefix = topic_prefix(config.site, config.subscriptions)
+    max_unacked = settings.max_unacked_batches * config.batch_size
+
+    def publish(topic: str, payload: bytes) -> None:
+        consumer.publish(topic, payload)  # bound below; events come only once the tasks run
+
+    alerts = Alerts(config.site, prefix, publish, writer, metrics)
+    s = State(config, batcher, writer, metrics, max_unacked, Engine(config.table.routes), alerts, prefix)
+    consumer = s.consumer = Consumer(
         settings.mqtt_client_id(config.site),
         config.broker_host,
         config.broker_port,
-        config.shared_filters(),
-        queue,
-        loop,
+        config.filters(),
+        lambda publishes, generation, at: take(s, publishes, generation, at),
         tls=config.broker_tls,
         keepalive_s=settings.keepalive_s,
         session_expiry_s=settings.session_expiry_s,
     )
-    batcher = Batcher(config.batch_size, config.flush_interval_s)
-    prefix = topic_prefix(config.site, config.subscriptions)
-    alerts = Alerts(config.site, prefix, consumer.publish, writer, metrics)
-    engine = Engine(config.table.routes)
-    max_unacked = settings.max_unacked_batches * config.batch_size
-    s = State(config, batcher, queue, consumer, writer, metrics, max_unacked, engine, alerts, prefix)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    consumer.start()
     try:
         async with asyncio.TaskGroup() as tg:
-            taking = tg.create_task(ingest(s), name="ingest")
+            session = tg.create_task(consumer.run(), name="mqtt")
             writing = tg.create_task(flush(s), name="flush")
             reloading = tg.create_task(reload(s, settings.routing, settings.reload_interval_s), name="reload")
             ticking = tg.create_task(ticker(s), name="ticker")
             alerting = tg.create_task(alerts.write(), name="alerts")
             await stop.wait()
             log.info("stopping: flushing %d unacked messages", batcher.unacked)
-            taking.cancel()
+            consumer.pause()
             reloading.cancel()
             s.stopping = True
             s.wake.set()
             await writing
             ticking.cancel()
             alerting.cancel()
-        await alerts.drain(5.0)  # the last batches' events; bounded, so a dead database cannot hold shutdown
+            await alerts.drain(5.0)  # the last batches' events; bounded, so a dead database cannot hold shutdown
+            await consumer.close()  # the PUBACKs of the last commit leave before the DISCONNECT
+            await session
     finally:
-        consumer.close()
+        await consumer.close()
         await writer.close()
         if server is not None:
             server.shutdown()  # type: ignore[attr-defined]

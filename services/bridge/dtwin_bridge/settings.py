@@ -25,7 +25,6 @@ class Settings(BaseSettings):
     client_id: str | None = None  # default: dtwin-bridge-<site>-<replica>
     metrics_host: str = "0.0.0.0"  # a listener, scraped by Prometheus in the pod network
     metrics_port: int = 9465  # 0: no metrics endpoint
-    queue_size: int = 10_000  # messages handed from the paho thread and not yet parsed
     max_unacked_batches: int = 4  # parsed-but-unacked messages are bounded at this many batches' worth
     session_expiry_s: int = 7 * 24 * 3600  # how long the broker keeps queuing for this replica while it is down
     keepalive_s: int = 30

@@ -2,7 +2,7 @@
 
 `SiteConfig` is the whole file parsed once: the `RoutingTable` the parser looks topics up in, and the
 process-level settings around it: which schema and database to write to, which broker to dial, which
-shared-subscription group to join and with which topic filters, and how big and how old a batch may get.
+shared-subscription group to join (or none) and with which topic filters, and how big and how old a batch may get.
 It is pure and frozen; `load` reads the file and refuses a bad one whole (a hot reload then keeps the old
 table), and `signature` is the stat triple the reloader compares to notice that the ConfigMap changed
 (kubelet swaps a symlink, so the inode changes even when the mtime granularity hides the edit).
@@ -31,6 +31,7 @@ class SiteConfig:
     broker_tls: bool
     shared_group: str
     subscriptions: tuple[str, ...]
+    exclusive: bool
     batch_size: int
     flush_interval_s: float
 
@@ -50,12 +51,16 @@ class SiteConfig:
             broker_tls=bool(broker.get("tls", False)),
             shared_group=str(d["sharedGroup"]),
             subscriptions=tuple(str(s) for s in d["subscriptions"]),
+            exclusive=d.get("subscriptionMode", "shared") == "exclusive",
             batch_size=int(batch.get("size", 500)),
             flush_interval_s=int(batch.get("flushIntervalMs", 200)) / 1000,
         )
 
-    def shared_filters(self) -> tuple[str, ...]:
-        """The subscriptions as MQTT v5 shared filters, so the replicas of one site split the load."""
+    def filters(self) -> tuple[str, ...]:
+        """What to subscribe to: MQTT v5 shared filters, so the replicas of one site split the load, or the plain
+        filters of a one-replica site (`subscriptionMode: exclusive`, which survives a Mosquitto restart)."""
+        if self.exclusive:
+            return self.subscriptions
         return tuple(f"$share/{self.shared_group}/{f}" for f in self.subscriptions)
 
 

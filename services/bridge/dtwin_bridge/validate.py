@@ -11,6 +11,7 @@ No clock is read here: `received_at` comes with the message.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -60,9 +61,10 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _finite(value: float, what: str) -> float:
+def _finite(value: float, what: str | Callable[[], str]) -> float:
+    """`what` names the value in the dead-letter detail; a callable when naming it costs (float formatting)."""
     if not math.isfinite(value):
-        raise _RefusedError(Reason.NON_FINITE, f"{what} is {value}")
+        raise _RefusedError(Reason.NON_FINITE, f"{what if isinstance(what, str) else what()} is {value}")
     return value
 
 
@@ -72,7 +74,7 @@ def _in_binding_unit(value: float, sent: str | None, unit: str) -> float:
         return value
     if sent not in units.UNITS or not units.convertible(sent, unit):
         raise _RefusedError(Reason.UNIT_MISMATCH, f"payload unit {sent!r} cannot be converted to {unit}")
-    return _finite(units.from_canonical(units.to_canonical(value, sent), unit), f"{value} {sent} in {unit}")
+    return _finite(units.from_canonical(units.to_canonical(value, sent), unit), lambda: f"{value} {sent} in {unit}")
 
 
 def _in_range(value: float, sample: Sample) -> None:
@@ -101,7 +103,7 @@ def validate(sample: Sample, msg: Message, limits: Limits) -> Reading | Reject:
         value = _in_binding_unit(value, sample.unit, route.unit)
         _in_range(value, sample)
         _in_time(sample, msg, limits)
-        stored = _finite(units.to_canonical(value, route.unit), f"{value} {route.unit} in canonical unit")
+        stored = _finite(units.to_canonical(value, route.unit), lambda: f"{value} {route.unit} in canonical unit")
     except _RefusedError as refused:
         return msg.reject(refused.reason, refused.detail, route.sensor)
     return Reading(route.sensor, sample.ts, stored)

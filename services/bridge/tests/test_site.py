@@ -33,8 +33,13 @@ def test_from_dict_reads_process_settings() -> None:
     assert (cfg.site, cfg.schema, cfg.database) == ("hq", "site_hq", "dtwin")
     assert (cfg.broker_host, cfg.broker_port, cfg.broker_tls) == ("127.0.0.1", 1884, False)
     assert (cfg.batch_size, cfg.flush_interval_s) == (250, 0.15)
-    assert cfg.shared_filters() == ("$share/dtwin-demo-hq/sites/hq/#", "$share/dtwin-demo-hq/legacy/ahu-9")
+    assert cfg.filters() == ("$share/dtwin-demo-hq/sites/hq/#", "$share/dtwin-demo-hq/legacy/ahu-9")
     assert [r.sensor for r in cfg.table.on_topic("sites/hq/a")] == ["s1"]
+
+
+def test_exclusive_mode_subscribes_without_a_share_group() -> None:
+    cfg = site.SiteConfig.from_dict(table(subscriptionMode="exclusive"))
+    assert cfg.filters() == ("sites/hq/#", "legacy/ahu-9")
 
 
 def test_bad_table_is_refused_whole() -> None:

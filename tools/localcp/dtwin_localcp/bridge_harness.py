@@ -36,7 +36,7 @@ from dtwin_operator.render.context import BindingView, SiteContext
 class SiteUnderTest:
     """A uniquely named Site (so topics, shared group and sessions never meet another test's) and its schema."""
 
-    def __init__(self, pg_dsn: str, broker_port: int, tmp: Path, flush_ms: int = 100) -> None:
+    def __init__(self, pg_dsn: str, broker_port: int, tmp: Path, flush_ms: int = 100, max_replicas: int = 3) -> None:
         self.name = f"t{uuid.uuid4().hex[:8]}"
         self.pg_dsn = pg_dsn
         self.database = pg_dsn.rsplit("/", 1)[1]
@@ -46,7 +46,7 @@ class SiteUnderTest:
             {
                 "mqtt": {"host": "127.0.0.1", "port": broker_port},
                 "storage": {"database": self.database},
-                "bridge": {"batchSize": 500, "flushIntervalMs": flush_ms},
+                "bridge": {"batchSize": 500, "flushIntervalMs": flush_ms, "maxReplicas": max_replicas},
             }
         )
         self.table = routing.table(SiteContext("test", self.name, "uid", spec, (), bindings))
@@ -86,7 +86,7 @@ class BridgeProcess:
     """`python -m dtwin_bridge run` on a SiteUnderTest, logging to `tmp/bridge-<replica>.log`."""
 
     def __init__(self, site: SiteUnderTest, tmp: Path, replica: str = "r0", env: Mapping[str, str] | None = None):
-        self.site, self.log = site, tmp / f"bridge-{replica}.log"
+        self.site, self.replica, self.log = site, replica, tmp / f"bridge-{replica}.log"
         self.metrics_port = ports.free_port()
         self.env = {
             **os.environ,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from dtwin_bridge.model import FORMATS, Message, Reading, Reason, Reject, Route, RoutingTable, Sample
+from dtwin_bridge.model import Message, Reading, Reason, Reject, Route, RoutingTable, Sample
 from dtwin_bridge.parse import json_payload, senml, sparkplug
 from dtwin_bridge.validate import Limits, validate
 
@@ -24,12 +24,9 @@ PARSERS: dict[str, Parser] = {"json": json_payload.parse, "senml": senml.parse, 
 DEFAULT_LIMITS = Limits()
 
 
-def _extract(msg: Message, routes: tuple[Route, ...], limits: Limits) -> list[Reading | Reject]:
+def _extract(msg: Message, groups: tuple[tuple[str, tuple[Route, ...]], ...], limits: Limits) -> list[Reading | Reject]:
     found: list[Reading | Reject] = []
-    for fmt in FORMATS:
-        group = tuple(r for r in routes if r.format == fmt)
-        if not group:
-            continue
+    for fmt, group in groups:
         try:
             # Built whole before it is kept, so a bug halfway through leaves no half of the message behind.
             items = [validate(s, msg, limits) if isinstance(s, Sample) else s for s in PARSERS[fmt](msg, group)]
@@ -40,6 +37,8 @@ def _extract(msg: Message, routes: tuple[Route, ...], limits: Limits) -> list[Re
 
 
 def _first_per_key(msg: Message, items: list[Reading | Reject]) -> list[Reading | Reject]:
+    if len(items) < 2:
+        return items
     seen: set[tuple[str, datetime]] = set()
     out: list[Reading | Reject] = []
     for item in items:
@@ -62,15 +61,17 @@ def parse(
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[Reading | Reject]:
     """Readings (canonical units, UTC) and rejects of one message; `received_at` must be tz-aware."""
-    if received_at.utcoffset() is None:
-        raise ValueError("received_at must be timezone-aware")  # a caller bug, not bad input
-    msg = Message(topic, bytes(payload), received_at.astimezone(UTC))
+    if received_at.tzinfo is not UTC:  # the bridge passes UTC: skip the conversion on the hot path
+        if received_at.utcoffset() is None:
+            raise ValueError("received_at must be timezone-aware")  # a caller bug, not bad input
+        received_at = received_at.astimezone(UTC)
+    msg = Message(topic, bytes(payload), received_at)
     if len(msg.payload) > limits.max_payload_bytes:
         # Only the first max_payload_bytes go to the dead-letter row: enough to tell what it was, and the limit
         # exists to keep such payloads out of memory and the database.
         detail = f"{len(msg.payload)} bytes, limit {limits.max_payload_bytes}; the payload kept here is cut there"
         return [Reject(Reason.PAYLOAD_TOO_LARGE, detail, topic, msg.payload[: limits.max_payload_bytes])]
-    on_topic = routes.on_topic(topic)
-    if not on_topic:
+    groups = routes.by_format(topic)
+    if not groups:
         return [msg.reject(Reason.UNKNOWN_TOPIC, "no SensorBinding routes this topic")]
-    return _first_per_key(msg, _extract(msg, on_topic, limits))
+    return _first_per_key(msg, _extract(msg, groups, limits))

@@ -32,6 +32,9 @@ class _Object(dict[str, Any]):
 
 
 def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)  # C speed; but a repeated key keeps its last value here
+    if len(obj) == len(pairs):
+        return obj
     obj = _Object()
     dups: set[str] = set()
     for key, value in pairs:
@@ -39,14 +42,18 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
             dups.add(key)
         else:
             obj[key] = value
-    if dups:
-        obj.duplicates = frozenset(dups)
+    obj.duplicates = frozenset(dups)
     return obj
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+
 def load(payload: bytes) -> Any:
-    """The decoded JSON document; raises ValueError (RecursionError for absurd nesting) when it is not JSON."""
-    return json.loads(payload, object_pairs_hook=_object)
+    """The decoded JSON document; raises ValueError (RecursionError for absurd nesting) when it is not JSON.
+
+    JSON on the wire is UTF-8 (RFC 8259, 8.1); other bytes are a UnicodeDecodeError, which is a ValueError."""
+    return _DECODER.decode(payload.decode())
 
 
 class _AbsentError(Exception):
