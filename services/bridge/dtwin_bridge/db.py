@@ -26,12 +26,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from opentelemetry import trace
 
 from dtwin_bridge.batch import Batch
 from dtwin_bridge.rules.events import AlertEscalated, AlertOpened, AlertResolved, Event
 from dtwin_core.schema import copy_target
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("dtwin.bridge.db")
 DEAD_LETTER_COLUMNS = ("topic", "payload", "reason", "detail", "sensor")
 
 
@@ -71,6 +73,16 @@ class Writer:
                 delay = min(delay * 2, max_backoff_s)
 
     async def _write_once(self, batch: Batch) -> int:
+        span = tracer.start_as_current_span(
+            f"COPY {self.schema}.telemetry",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "db.namespace": self.schema, "db.operation.name": "COPY",
+                        "db.operation.batch.size": batch.rows},
+        )  # fmt: skip
+        with span:
+            return await self._copy(batch)
+
+    async def _copy(self, batch: Batch) -> int:
         t = self.target
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = 0

@@ -289,13 +289,13 @@ class Consumer:
             self._write(codec.pubacks(ids))
         return stale
 
-    def publish(self, topic: str, payload: bytes) -> None:
+    def publish(self, topic: str, payload: bytes, user_properties: Iterable[tuple[str, str]] = ()) -> None:
         """QoS 1, not retained; kept and resent until the broker acknowledges it (see the module docstring)."""
         while len(self._outgoing) >= self.max_outgoing:
             del self._outgoing[next(iter(self._outgoing))]
             self.dropped_outgoing += 1
         pid = self._new_id()
-        packet = codec.publish(topic, payload, qos=1, packet_id=pid)
+        packet = codec.publish(topic, payload, qos=1, packet_id=pid, user_properties=user_properties)
         self._outgoing[pid] = packet
         if self.connected:
             self._write(packet)

@@ -11,6 +11,11 @@ commit that frees room resumes it (see `dtwin_bridge.mqtt`). SIGTERM/SIGINT: sto
 what was taken, ack it, disconnect; what the broker still holds was never acked and is redelivered to the
 persistent session.
 
+Tracing (`dtwin_core.tracing`, configured by the standard OTEL_* environment): each commit is a span
+`bridge.commit` linked to the trace context of the messages in the batch that carried one (W3C `traceparent`
+in MQTT v5 user properties; at most `MAX_LINKS`), with the database write as a child span; the alert events
+published under it carry its context onward, so a trace runs device -> MQTT -> bridge -> PostgreSQL -> events.
+
 Rules (`dtwin_bridge.alerts`): once a batch is committed, its readings go to the site's rules `Engine`; a
 `ticker` task runs its stale/offline checks every second; a hot reload replaces its routes; every event goes
 to `Alerts.emit` (metrics, MQTT `<prefix>/events/alerts`, the coalescing queue of the `alerts` writer task).
@@ -30,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opentelemetry import trace
+
 from dtwin_bridge import site
 from dtwin_bridge.alerts import Alerts, is_own_event, topic_prefix
 from dtwin_bridge.batch import Batch, Batcher
@@ -37,12 +44,16 @@ from dtwin_bridge.db import Writer
 from dtwin_bridge.metrics import Metrics
 from dtwin_bridge.model import Reading
 from dtwin_bridge.mqtt import Ack, Consumer
+from dtwin_bridge.mqttwire import codec
 from dtwin_bridge.mqttwire.codec import Publish
 from dtwin_bridge.parse import parse
 from dtwin_bridge.rules import Engine
 from dtwin_bridge.settings import Settings
+from dtwin_core import tracing
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("dtwin.bridge")
+MAX_LINKS = 64  # per commit span: enough to follow a sample of messages, bounded for a 50,000-row batch
 
 
 @dataclass
@@ -59,6 +70,7 @@ class State:
     prefix: str
     consumer: Consumer | None = None
     pending: dict[int, Ack] = field(default_factory=dict)  # batcher message id -> how to ack it
+    traced: dict[int, trace.SpanContext] = field(default_factory=dict)  # message id -> its sender's span
     ready: list[Batch] = field(default_factory=list)  # full batches waiting for the writer
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a batch is ready
     stopping: bool = False
@@ -72,9 +84,13 @@ def take(s: State, publishes: list[Publish], generation: int, received_at: datet
     now = time.monotonic()
     table, prefix, batcher, pending = s.config.table, s.prefix, s.batcher, s.pending
     accepted = 0
-    for topic, payload, packet_id, qos, _dup, _props in publishes:
+    for topic, payload, packet_id, qos, _dup, props in publishes:
         # Our alert events come back through <prefix>/#: acked in order, never parsed.
         items = [] if is_own_event(topic, prefix) else parse(topic, payload, table, received_at)
+        if props:  # rare: only messages that carry properties (trace context) pay for decoding them
+            sender = _sender(props)
+            if sender is not None:
+                s.traced[s.next_id + 1] = sender
         for item in items:
             if isinstance(item, Reading):
                 accepted += 1
@@ -92,7 +108,28 @@ def take(s: State, publishes: list[Publish], generation: int, received_at: datet
         s.consumer.pause()
 
 
+def _sender(props: bytes) -> trace.SpanContext | None:
+    try:
+        pairs = codec.decode_properties(props).get(codec.USER_PROPERTY)
+    except codec.ProtocolError:
+        return None
+    return tracing.span_context_from_user_properties(pairs) if isinstance(pairs, list) else None
+
+
 async def _commit(s: State, batch: Batch) -> None:
+    senders = [c for i in batch.messages if (c := s.traced.pop(i, None)) is not None]
+    links = [trace.Link(c) for c in senders[:MAX_LINKS]]
+    attributes: dict[str, str | int] = {
+        "dtwin.site": s.config.site,
+        "dtwin.batch.rows": batch.rows,
+        "messaging.batch.message_count": len(batch.messages),
+        "dtwin.batch.traced_messages": len(senders),
+    }
+    with tracer.start_as_current_span("bridge.commit", links=links, attributes=attributes):
+        await _store_and_ack(s, batch)
+
+
+async def _store_and_ack(s: State, batch: Batch) -> None:
     started = time.monotonic()
     await s.writer.write(batch)
     s.metrics.batch(batch.rows, time.monotonic() - started)
@@ -167,6 +204,7 @@ async def reload(s: State, path: Path, interval: float) -> None:
 
 async def run(settings: Settings) -> None:
     config = site.load(settings.routing)
+    provider = tracing.setup("dtwin-bridge", **{"dtwin.site": config.site, "service.instance.id": settings.replica})
     metrics = Metrics(config.site)
     server = metrics.serve(settings.metrics_host, settings.metrics_port)
     loop = asyncio.get_running_loop()
@@ -177,7 +215,8 @@ async def run(settings: Settings) -> None:
     max_unacked = settings.max_unacked_batches * config.batch_size
 
     def publish(topic: str, payload: bytes) -> None:
-        consumer.publish(topic, payload)  # bound below; events come only once the tasks run
+        # `consumer` is bound below; events come only once the tasks run, inside a commit span.
+        consumer.publish(topic, payload, tracing.user_properties())
 
     alerts = Alerts(config.site, prefix, publish, writer, metrics)
     s = State(config, batcher, writer, metrics, max_unacked, Engine(config.table.routes), alerts, prefix)
@@ -218,4 +257,6 @@ async def run(settings: Settings) -> None:
         await writer.close()
         if server is not None:
             server.shutdown()  # type: ignore[attr-defined]
+        if provider is not None:
+            provider.shutdown()  # exports the last spans
         log.info("stopped")

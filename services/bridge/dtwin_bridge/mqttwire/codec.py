@@ -134,9 +134,18 @@ def unsubscribe(packet_id: int, filters: Iterable[str]) -> bytes:
     return _packet(UNSUBSCRIBE << 4 | 0x2, body)
 
 
-def publish(topic: str, payload: bytes, *, qos: int, packet_id: int = 0, dup: bool = False) -> bytes:
+def publish(
+    topic: str,
+    payload: bytes,
+    *,
+    qos: int,
+    packet_id: int = 0,
+    dup: bool = False,
+    user_properties: Iterable[tuple[str, str]] = (),
+) -> bytes:
     first = PUBLISH << 4 | (0x08 if dup else 0) | qos << 1
-    body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + _props(()) + payload
+    props = _props([(USER_PROPERTY, pair) for pair in user_properties])
+    body = _str(topic) + (struct.pack("!H", packet_id) if qos else b"") + props + payload
     return _packet(first, body)
 
 
