@@ -97,20 +97,26 @@ class Batcher:
 
     def add(self, msg_id: int, items: Iterable[Reading | Reject], now: float) -> list[Batch]:
         """All items of one message; returns the batches that filled up (usually none)."""
-        if msg_id in self._touching:
+        touching = self._touching
+        if msg_id in touching:
             raise ValueError(f"message {msg_id} is already in flight")
-        self._touching[msg_id] = 0
+        touching[msg_id] = 0
         self._arrival.append(msg_id)
         full: list[Batch] = []
-        for item in items:
-            b = self._join(msg_id, now)
+        for item in items:  # `_join` inlined: this loop runs for every reading
+            b = self._open
+            if b is None:
+                b = self._open = _Open(opened_at=now)
+            if msg_id not in b.messages:
+                b.messages[msg_id] = None
+                touching[msg_id] += 1
             if isinstance(item, Reading):
                 b.readings[(item.sensor, item.ts)] = item  # last wins; see the module docstring
             else:
                 b.rejects.append(item)
-            if b.rows >= self.max_rows:
+            if len(b.readings) + len(b.rejects) >= self.max_rows:
                 full.append(self._close())
-        if self._touching[msg_id] == 0:  # no items: ride along with the rows before it
+        if touching[msg_id] == 0:  # no items: ride along with the rows before it
             self._join(msg_id, now)
         return full
 

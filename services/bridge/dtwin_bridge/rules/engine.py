@@ -20,6 +20,8 @@ from dtwin_bridge.rules.events import AlertResolved, Event, Kind, dedup_key
 from dtwin_bridge.rules.staleness import Seen
 from dtwin_bridge.rules.thresholds import ThresholdRule, ThresholdState
 
+_NORMAL = ThresholdState()
+
 
 class Engine:
     """All rules of one site's routes; not thread-safe (one asyncio task owns it)."""
@@ -36,6 +38,7 @@ class Engine:
     def _install(self, routes: Iterable[Route]) -> None:
         self._routes = {r.sensor: r for r in routes}
         self._rules = {s: ThresholdRule.from_route(r) for s, r in self._routes.items()}
+        self._active = {s: rule for s, rule in self._rules.items() if rule.active}
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -54,16 +57,24 @@ class Engine:
     def on_readings(self, readings: Iterable[Reading]) -> list[Event]:
         """Feed readings (any order; per sensor, older than the last one are ignored for thresholds)."""
         events: list[Event] = []
+        routes, active, seen_by, offline = self._routes, self._active, self._seen, self._offline
         for reading in readings:
-            route = self._routes.get(reading.sensor)
+            s = reading.sensor
+            route = routes.get(s)
             if route is None:
                 continue
-            s = reading.sensor
-            self._levels[s], out = thresholds.step(self.threshold_state(s), reading, self._rules[s])
-            events += out
-            self._seen[s], self._offline, out = staleness.observe(
-                self._seen.get(s), self._offline, reading, route, self._clock
-            )
+            rule = active.get(s)  # a sensor without thresholds never changes level
+            if rule is not None:
+                self._levels[s], out = thresholds.step(self._levels.get(s, _NORMAL), reading, rule)
+                events += out
+            seen = seen_by.get(s)
+            if seen is not None and seen.reported and not seen.stale and route.asset not in offline:
+                # Nothing to resolve, so `observe` would only move `last` forward: do just that (hot path).
+                if reading.ts > seen.last:
+                    seen_by[s] = Seen(reading.ts, False, True)
+                continue
+            seen_by[s], self._offline, out = staleness.observe(seen, self._offline, reading, route, self._clock)
+            offline = self._offline
             events += out
         return events
 

@@ -17,7 +17,7 @@ timestamp is processed (last wins, as in the writer's upsert).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -61,6 +61,11 @@ class ThresholdRule:
             duration=timedelta(seconds=t.for_seconds),
             hysteresis=to_canonical(t.hysteresis, unit) - to_canonical(0.0, unit),
         )
+
+    @property
+    def active(self) -> bool:
+        """Whether any threshold is set: a rule without one never changes level, so it can be skipped."""
+        return any(x is not None for x in self.high + self.low)
 
     def entered(self, level: int, v: float) -> bool:
         hi, lo = self.high[level], self.low[level]
@@ -121,7 +126,7 @@ def step(state: ThresholdState, reading: Reading, rule: ThresholdRule) -> tuple[
     runs = _runs(rule, cur, v, ts, state.runs)
     due = [lv for lv, since in enumerate(runs) if since is not None and ts - since >= rule.duration]
     if not due:
-        return replace(state, runs=runs, last_ts=ts), []
+        return ThresholdState(state.level, runs, ts), []
     new = max(due, key=lambda lv: abs(lv - cur))
     after = ThresholdState(LEVELS[new], _runs(rule, new, v, ts, runs), ts)
     return after, [_event(rule, cur, new, reading)]
