@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator:$(CURDIR)/bench
 RUN ?= $(CURDIR)/.run
 
 .PHONY: help venv services control-plane cluster-up cluster-down up down status crds lint test test-unit clean
@@ -56,3 +56,11 @@ test: venv services control-plane ## every test, against a real local control pl
 
 clean: down ## stop everything and remove run state
 	@rm -rf $(RUN)
+
+.PHONY: bench bench-ingest
+BENCH_ARGS ?=
+
+bench-ingest: venv ## ingest benchmark (issue 3; ~5 min): COPY ceiling, anchors, dtwin bridge; BENCH_ARGS=--quick
+	@$(PY) -m dtwin_bench.ingest $(BENCH_ARGS)
+
+bench: bench-ingest ## every benchmark; results in .bench/
