@@ -8,6 +8,7 @@ digits comes back with exactly those microseconds (a float near 1.7e9 resolves 0
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,7 @@ def _delta(value: float, micros_per_unit: int) -> timedelta:
     return timedelta(microseconds=whole * micros_per_unit + round((value - whole) * micros_per_unit))
 
 
+@functools.lru_cache(maxsize=4096)  # a pack's readings share their time; datetimes are immutable
 def from_epoch(value: float, micros_per_unit: int = 1_000_000) -> datetime:
     """`value` seconds (or other units of `micros_per_unit` µs, e.g. 1000 for ms) after the Unix epoch."""
     try:
