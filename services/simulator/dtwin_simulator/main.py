@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from dtwin_core import tracing
 from dtwin_simulator import faults, fleet, prefetch, publish, stream, times
 from dtwin_simulator.settings import SimulatorSettings
 from dtwin_simulator.signals import catalog, roles
@@ -103,6 +104,7 @@ def run(
         prefetch.messages if (pace == float("inf") if use_prefetch is None else use_prefetch) else stream.messages
     )
     msgs = generate(sim, resolved, seed=seed, start_ms=start_ms, end_ms=start_ms + span)
+    provider = tracing.setup("dtwin-simulator") if settings.trace_every and not dry_run else None
     sink = _sink(dry_run, settings, host, port, qos)
     began = time.monotonic()
     try:
@@ -113,6 +115,8 @@ def run(
         sink.finish(10.0)
         counts = sink.counts
     took = time.monotonic() - began
+    if provider is not None:
+        provider.shutdown()  # exports the last spans
     typer.echo(
         f"RESULT sent={counts.sent} acked={counts.acked} refused={counts.refused} "
         f"reconnects={counts.reconnects} seconds={took:.2f} msg_s={counts.sent / max(took, 1e-9):.0f}",
@@ -123,7 +127,9 @@ def run(
 def _sink(dry_run: bool, settings: SimulatorSettings, host: str, port: int, qos: int) -> publish.Sink:
     if dry_run:
         return publish.DryRunSink(sys.stdout)
-    sink = publish.MqttSink(host, port, qos=qos, client_id=settings.client_id, window=settings.window)
+    sink = publish.MqttSink(
+        host, port, qos=qos, client_id=settings.client_id, window=settings.window, trace_every=settings.trace_every
+    )
     try:
         sink.connect()
     except (OSError, ConnectionError) as err:

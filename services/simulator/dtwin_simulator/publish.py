@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import paho.mqtt.client as mqtt
+from opentelemetry import trace
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from dtwin_core import tracing
 from dtwin_simulator import times
 from dtwin_simulator.stream import Message
 
+tracer = trace.get_tracer("dtwin.simulator")
 Clock = Callable[[], float]
 BURST_S = 0.05  # how far behind the rate cap may let the publisher catch up at once
 
@@ -123,8 +126,10 @@ class MqttSink:
         window: int = 1000,
         keepalive: int = 60,
         on_ack: Callable[[Message], None] | None = None,
+        trace_every: int = 0,
     ) -> None:
         self.counts = Counts()
+        self.trace_every = trace_every
         self.host, self.port, self.qos, self.window, self.keepalive = host, port, qos, window, keepalive
         self._on_ack = on_ack
         self._pending: dict[int, Message] = {}
@@ -205,12 +210,27 @@ class MqttSink:
     def send(self, msg: Message) -> None:
         while self.qos and self.outstanding() >= self.window:
             self.pump(0.05)
-        info = self.client.publish(msg.topic, msg.payload, qos=self.qos)
+        if self.trace_every and self.counts.sent % self.trace_every == 0:
+            info = self._traced_publish(msg)
+        else:
+            info = self.client.publish(msg.topic, msg.payload, qos=self.qos)
         self.counts.sent += 1
         if self._on_ack is not None:
             self._pending[info.mid] = msg
         if self.counts.sent % 64 == 0 or self.client.want_write():
             self.pump(0.0)
+
+    def _traced_publish(self, msg: Message) -> mqtt.MQTTMessageInfo:
+        """A sampled message: publish inside a PRODUCER span and carry its context in user properties."""
+        attributes = {
+            "messaging.system": "mqtt",
+            "messaging.destination.name": msg.topic,
+            "messaging.operation": "publish",
+        }
+        with tracer.start_as_current_span(f"publish {msg.topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes):
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = tracing.user_properties()
+            return self.client.publish(msg.topic, msg.payload, qos=self.qos, properties=props)
 
     def idle(self, seconds: float) -> None:
         self.pump(max(0.0, seconds))

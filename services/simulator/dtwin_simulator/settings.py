@@ -21,3 +21,9 @@ class SimulatorSettings(BaseSettings):
     client_id: str | None = Field(default=None, description="MQTT client id (default: random).")
     window: int = Field(default=1000, ge=1, le=65535, description="Most unacknowledged QoS 1 messages.")
     progress_seconds: float = Field(default=5.0, gt=0, description="Wall seconds between progress lines.")
+    trace_every: int = Field(
+        default=0,
+        ge=0,
+        description="Publish every Nth message inside a PRODUCER span whose W3C trace context travels in MQTT v5 "
+        "user properties (0: none). Spans go where OTEL_TRACES_EXPORTER says (see dtwin_core.tracing).",
+    )

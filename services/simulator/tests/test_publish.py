@@ -9,6 +9,10 @@ import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_simulator import publish, stream
@@ -85,3 +89,39 @@ def test_qos1_run_to_a_real_broker(mosquitto_server, demo, sim) -> None:
     finally:
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_sampled_messages_carry_their_producer_span_over_mqtt(mosquitto_server) -> None:
+    """trace_every=2: every other message is published inside a PRODUCER span whose context reaches the
+    subscriber as a W3C traceparent user property; the others carry none."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # the process's provider (set once; no other test sets one)
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    got: dict[str, list[tuple[str, str]]] = {}
+    subscribed = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-sub", protocol=mqtt.MQTTv5)
+    sub.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#", qos=1)
+    sub.on_subscribe = lambda *_: subscribed.set()
+    sub.on_message = lambda _c, _u, m: got.__setitem__(m.topic, getattr(m.properties, "UserProperty", []))
+    sub.connect(mosquitto_server.host, mosquitto_server.port)
+    sub.loop_start()
+    try:
+        assert subscribed.wait(10), "no SUBACK"
+        sink = publish.MqttSink(mosquitto_server.host, mosquitto_server.port, qos=1, trace_every=2)
+        sink.connect()
+        for i in range(4):
+            sink.send(stream.Message(0, f"{prefix}/m{i}", b"{}"))
+        assert sink.finish(10)
+        wait_until(lambda: len(got) == 4, 10, "4 messages at the subscriber", interval=0.01)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    spans = {s.attributes["messaging.destination.name"]: s for s in exporter.get_finished_spans()}
+    assert sorted(spans) == [f"{prefix}/m0", f"{prefix}/m2"]
+    for topic, span in spans.items():
+        sc = span.get_span_context()
+        assert span.kind == trace.SpanKind.PRODUCER
+        assert got[topic] == [("traceparent", f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}")]
+    assert got[f"{prefix}/m1"] == got[f"{prefix}/m3"] == []
