@@ -480,6 +480,11 @@ CAN = [
     ("get", "configmaps", "-n", "x"),
     ("create", "events", "-n", "x"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "leases.coordination.k8s.io", "-A"),
+    ("create", "leases.coordination.k8s.io", "-n", "x"),  # to grant it to the bridge's Role
+    ("create", "serviceaccounts", "-n", "x"),
+    ("patch", "roles.rbac.authorization.k8s.io", "-n", "x"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "x"),
 ]
 CANNOT = [
     ("get", "secrets", "-n", "x"),
@@ -498,6 +503,12 @@ CANNOT = [
     ("delete", "namespaces"),
     ("get", "nodes"),
     ("patch", "events", "-n", "x"),
+    ("update", "leases.coordination.k8s.io", "-n", "x"),
+    ("delete", "serviceaccounts", "-n", "x"),
+    ("delete", "roles.rbac.authorization.k8s.io", "-n", "x"),
+    ("escalate", "roles.rbac.authorization.k8s.io", "-n", "x"),
+    ("bind", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
 ]
 
 
@@ -577,6 +588,9 @@ def test_operator_reconciles_with_only_the_chart_rbac(
                 ("ConfigMap", "v1", "dtwin-bridge-hq-routing"),
                 ("Service", "v1", "dtwin-bridge-hq"),
                 ("HorizontalPodAutoscaler", "autoscaling/v2", "dtwin-bridge-hq"),
+                ("ServiceAccount", "v1", "dtwin-bridge-hq"),
+                ("Role", "rbac.authorization.k8s.io/v1", "dtwin-bridge-hq"),
+                ("RoleBinding", "rbac.authorization.k8s.io/v1", "dtwin-bridge-hq"),
             ):
                 assert twin.get(kind, ns, name, version) is not None, f"{kind} {name}"
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from dtwin_core import leases
 from dtwin_operator.api.common import GROUP, VERSION
 
 
@@ -57,12 +58,15 @@ KEYS: dict[str, tuple[str, Callable[[Obj], Hashable]]] = {
 }
 
 
+# Bridge heartbeat Leases (dtwin_core.leases.Heartbeat) by (namespace, site), for the Site's BridgeReady.
+LEASES = "bridge_leases"
+
 Indexes = Mapping[str, Mapping[Any, Iterable[Obj]]]
 
 
 def gather(kwargs: Mapping[str, Any]) -> Indexes:
     """Kopf passes each index to handlers as a keyword argument named after its id; collect them."""
-    return {k: kwargs[k] for k in KEYS}
+    return {k: kwargs[k] for k in (*KEYS, LEASES)}
 
 
 def one(index: Mapping[Any, Iterable[Obj]], key: Any) -> Obj | None:
@@ -84,3 +88,16 @@ def register(registry: kopf.OperatorRegistry) -> None:
             return {key(o): o}
 
         kopf.index(GROUP, VERSION, plural, id=index_id, registry=registry)(index)
+
+    def heartbeat(body: kopf.Body, **_: Any) -> dict[Hashable, leases.Heartbeat]:
+        hb = leases.heartbeat_of(body)
+        return {(hb.namespace, hb.site): hb} if hb else {}
+
+    kopf.index(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        id=LEASES,
+        registry=registry,
+        labels={leases.NAME_LABEL: leases.BRIDGE, leases.SITE_LABEL: kopf.PRESENT},
+    )(heartbeat)

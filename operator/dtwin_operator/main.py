@@ -9,13 +9,13 @@ from __future__ import annotations
 import kopf
 
 from dtwin_operator import indexes
-from dtwin_operator.handlers import asset, modeldeployment, owned, sensorbinding, site, startup
+from dtwin_operator.handlers import asset, health, lease, modeldeployment, owned, sensorbinding, site, startup
 from dtwin_operator.settings import OperatorSettings
 
 
 def register_all(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
     indexes.register(registry)
-    for module in (startup, site, asset, sensorbinding, modeldeployment, owned):
+    for module in (startup, site, asset, sensorbinding, modeldeployment, owned, health, lease):
         module.register(registry, cfg)
 
 

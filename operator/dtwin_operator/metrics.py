@@ -13,3 +13,9 @@ RECONCILE_SECONDS = Histogram(
 APPLIED = Counter(
     "dtwin_operator_applied_objects_total", "Server-side applies by object kind and outcome.", ["kind", "action"]
 )
+HEALTH_REFRESHES = Counter(
+    "dtwin_operator_health_refreshes_total", "Health refreshes of a Site by result (ok, skipped, error).", ["result"]
+)
+HEALTH_PATCHES = Counter(
+    "dtwin_operator_health_status_patches_total", "Health status patches by object kind (unchanged: none).", ["kind"]
+)

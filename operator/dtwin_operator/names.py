@@ -14,7 +14,7 @@ ROUTING_KEY = "routing.json"
 
 
 def bridge(site: str) -> str:
-    """Deployment, Service and HorizontalPodAutoscaler of a site's bridge."""
+    """Deployment, Service, HorizontalPodAutoscaler, ServiceAccount, Role and RoleBinding of a site's bridge."""
     return f"dtwin-bridge-{site}"
 
 

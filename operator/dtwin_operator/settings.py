@@ -31,4 +31,16 @@ class OperatorSettings(BaseSettings):
     maintenance_interval: float = Field(
         default=300.0, gt=0, description="Seconds between partition/rollup/retention maintenance per Site."
     )
+    health_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between health refreshes per Site: at most one health status patch per Asset and "
+        "SensorBinding per interval.",
+    )
+    lease_check_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between checks of each Site's bridge heartbeat Leases: a replica that dies without "
+        "deleting its Lease shows in BridgeReady within its lease duration plus this. The check reads memory only.",
+    )
     watch_server_timeout: int = Field(default=300, gt=0, description="Server-side watch timeout in seconds.")

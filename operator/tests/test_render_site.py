@@ -1,4 +1,4 @@
-"""Unit tests of the Site renderers: routing table, bridge Deployment/Service/HPA, owned-object shape."""
+"""Unit tests of the Site renderers: routing table, bridge identity/Deployment/Service/HPA, owned-object shape."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
 from dtwin_operator.render import routing
+from dtwin_operator.render.bridge_rbac import LEASE_VERBS, bridge_rbac
 from dtwin_operator.render.context import AssetView, BindingView, Images, SiteContext
 from dtwin_operator.render.site import bridge_deployment, bridge_hpa, bridge_service, site_children
 
@@ -122,6 +123,31 @@ def test_deployment_mounts_routing_and_rolls_on_hash() -> None:
     assert tpl["spec"]["volumes"] == [{"name": "routing", "configMap": {"name": "dtwin-bridge-hq-routing"}}]
 
 
+def test_bridge_pods_run_as_their_own_account_and_heartbeat_in_their_namespace() -> None:
+    ctx = context()
+    pod = bridge_deployment(ctx, "x")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dtwin-bridge-hq"
+    (c,) = pod["containers"]
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c["env"]}
+    assert env["DTWIN_BRIDGE_LEASE_NAMESPACE"] == "metadata.namespace"
+    assert (env["DTWIN_BRIDGE_LEASE_POD_NAME"], env["DTWIN_BRIDGE_LEASE_POD_UID"]) == ("metadata.name", "metadata.uid")
+
+
+def test_bridge_account_may_write_leases_in_its_namespace_and_nothing_else() -> None:
+    sa, role, binding_ = bridge_rbac(context())
+    assert [(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in (sa, role, binding_)] == [
+        ("ServiceAccount", "dtwin-bridge-hq", "demo"),
+        ("Role", "dtwin-bridge-hq", "demo"),
+        ("RoleBinding", "dtwin-bridge-hq", "demo"),
+    ]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": list(LEASE_VERBS)}
+    ]
+    assert set(LEASE_VERBS) == {"create", "patch", "delete"}  # what dtwin_bridge.lease does, no more
+    assert binding_["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "dtwin-bridge-hq"}
+    assert binding_["subjects"] == [{"kind": "ServiceAccount", "name": "dtwin-bridge-hq", "namespace": "demo"}]
+
+
 def test_service_selects_bridge_pods_and_hpa_uses_site_scaling() -> None:
     ctx = context()
     svc, hpa = bridge_service(ctx), bridge_hpa(ctx)
@@ -136,6 +162,9 @@ def test_children_are_complete_labelled_and_deterministic() -> None:
     ctx = context((binding("a"),))
     children = site_children(ctx)
     assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("ServiceAccount", "dtwin-bridge-hq"),
+        ("Role", "dtwin-bridge-hq"),
+        ("RoleBinding", "dtwin-bridge-hq"),
         ("ConfigMap", "dtwin-bridge-hq-routing"),
         ("Deployment", "dtwin-bridge-hq"),
         ("Service", "dtwin-bridge-hq"),
@@ -147,8 +176,9 @@ def test_children_are_complete_labelled_and_deterministic() -> None:
         assert c["metadata"]["labels"]["dtwin.io/site"] == "hq"
     assert children[-1]["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(children[-1]["data"]["dtwin-site-hq.json"])["uid"]
-    routing_json = json.loads(children[0]["data"][names.ROUTING_KEY])
-    hash_ = children[1]["spec"]["template"]["metadata"]["annotations"][names.CONFIG_HASH_ANNOTATION]
+    by_kind = {c["kind"]: c for c in children if c["kind"] != "ConfigMap"}
+    routing_json = json.loads(children[3]["data"][names.ROUTING_KEY])
+    hash_ = by_kind["Deployment"]["spec"]["template"]["metadata"]["annotations"][names.CONFIG_HASH_ANNOTATION]
     assert hash_ == routing.config_hash(routing.serialize(routing_json))
     assert site_children(ctx) == children
 

@@ -70,13 +70,33 @@ class AssetSpec(Model):
 
 
 class AssetStatus(Status):
-    """Observed state of an Asset."""
+    """Observed state of an Asset. state, lastSeen, openAlerts, alertSeverity and healthScore are the
+    operator's health summary (dtwin_operator.health), refreshed from the site's database every
+    DTWIN_OPERATOR_HEALTH_INTERVAL seconds and written only when they change."""
 
     site: str | None = Field(default=None, description="The resolved Site.")
     sensors: int = Field(default=0, description="Sensor bindings attached to this asset.")
-    health_score: float | None = Field(default=None, description="0 (failed) to 100 (healthy).", ge=0, le=100)
-    open_alerts: int = Field(default=0, description="Alerts not yet resolved.")
+    state: Literal["Healthy", "Degraded", "Alerting", "Offline", "NoData"] | None = Field(
+        default=None,
+        description="Healthy; Degraded (some sensor stale or silent); Alerting (an open alert on the asset or a "
+        "sensor); Offline (every sensor stale or silent); NoData (no sensor has reported yet).",
+    )
+    health_score: int | None = Field(
+        default=None,
+        description="0 (failed) to 100 (healthy): 100 minus penalties for open alerts (40 per critical, 15 per "
+        "warning, at most 60), silent sensors (up to 30) and recently rejected readings (up to 10).",
+        ge=0,
+        le=100,
+    )
+    open_alerts: int = Field(default=0, description="Alerts on the asset or its sensors not yet resolved.")
+    alert_severity: Literal["warning", "critical"] | None = Field(
+        default=None, description="Highest severity among the open alerts."
+    )
     failure_risk: float | None = Field(
         default=None, description="Probability of failure within the model's horizon (0-1).", ge=0, le=1
     )
-    last_seen: str | None = Field(default=None, description="Time of the newest reading (RFC 3339).")
+    last_seen: str | None = Field(
+        default=None,
+        description="Time of the newest reading of any of its sensors (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )

@@ -59,6 +59,7 @@ KINDS: tuple[Kind, ...] = (
             ("Assets", "integer", ".status.assets"),
             ("Sensors", "integer", ".status.sensors"),
             ("Bridge", "integer", ".status.bridge.readyReplicas"),
+            ("Live", "integer", ".status.bridge.liveReplicas"),
         ),
         # The name becomes the bridge Service's name (DNS-1035, <= 63 with its prefix) and a schema name.
         (
@@ -81,6 +82,9 @@ KINDS: tuple[Kind, ...] = (
             ("Kind", "string", ".spec.kind"),
             ("Floor", "string", ".spec.location.floor"),
             ("Sensors", "integer", ".status.sensors"),
+            ("State", "string", ".status.state"),
+            ("Health", "integer", ".status.healthScore"),
+            ("LastSeen", "date", ".status.lastSeen"),
         ),
     ),
     Kind(
@@ -95,6 +99,8 @@ KINDS: tuple[Kind, ...] = (
             ("Metric", "string", ".spec.metric"),
             ("Unit", "string", ".spec.unit"),
             ("Topic", "string", ".spec.topic"),
+            ("State", "string", ".status.state"),
+            ("LastSeen", "date", ".status.lastSeen"),
         ),
     ),
     Kind(

@@ -151,9 +151,35 @@ class SensorBindingSpec(Model):
 
 
 class SensorBindingStatus(Status):
-    """Observed state of a SensorBinding."""
+    """Observed state of a SensorBinding. Every field but site and the conditions is the operator's health
+    summary (dtwin_operator.health), refreshed from the site's database every DTWIN_OPERATOR_HEALTH_INTERVAL
+    seconds and written only when it changes."""
 
     site: str | None = Field(default=None, description="Site whose bridge routes this sensor.")
+    state: Literal["Healthy", "Alerting", "Stale", "NoData"] | None = Field(
+        default=None,
+        description="Healthy; Alerting (an open alert on this sensor); Stale (no reading for 3 expected "
+        "intervals); NoData (no reading stored yet).",
+    )
     last_value: float | None = Field(default=None, description="Newest accepted value, canonical unit.")
-    last_seen: str | None = Field(default=None, description="Time of the newest accepted reading (RFC 3339).")
-    rejects: int = Field(default=0, description="Readings rejected to the dead-letter table.")
+    last_seen: str | None = Field(
+        default=None,
+        description="Time of the newest accepted reading (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    open_alerts: int = Field(default=0, description="Alerts on this sensor not yet resolved.")
+    alert_severity: Literal["warning", "critical"] | None = Field(
+        default=None, description="Highest severity among the open alerts."
+    )
+    rejects: int = Field(
+        default=0,
+        description="Readings of this sensor (or unparseable payloads on its topic) rejected to the dead-letter "
+        "table in the last 15 minutes.",
+    )
+    health_score: int | None = Field(
+        default=None,
+        description="0 (failed) to 100 (healthy): 100 minus penalties for open alerts (40 per critical, 15 per "
+        "warning, at most 60), silence (30) and recently rejected readings (up to 10).",
+        ge=0,
+        le=100,
+    )

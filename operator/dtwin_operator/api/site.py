@@ -180,6 +180,11 @@ class SiteSpec(Model):
 class BridgeStatus(Model):
     replicas: int = Field(default=0, description="Bridge replicas that exist.")
     ready_replicas: int = Field(default=0, description="Bridge replicas that are ready.")
+    live_replicas: int = Field(
+        default=0,
+        description="Bridge replicas whose heartbeat Lease is live (renewed within its duration); "
+        "see the BridgeReady condition for which.",
+    )
 
 
 class StorageStatus(Model):
@@ -196,6 +201,8 @@ class SiteStatus(Status):
 
     assets: int = Field(default=0, description="Assets placed at this site.")
     sensors: int = Field(default=0, description="Sensor bindings routed by this site's bridge.")
-    bridge: BridgeStatus = Field(default_factory=BridgeStatus, description="Bridge Deployment state.")
+    bridge: BridgeStatus = Field(
+        default_factory=BridgeStatus, description="Bridge Deployment state and live heartbeating replicas."
+    )
     config_hash: str | None = Field(default=None, description="Hash of the routing table the bridge runs.")
     storage: StorageStatus | None = Field(default=None, description="Database schema state.")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import kopf
 
-from dtwin_operator import metrics, names, resolve
+from dtwin_operator import heartbeats, metrics, names, resolve
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.common import API_VERSION
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
@@ -29,7 +30,7 @@ from dtwin_operator.render import routing
 from dtwin_operator.render import storage as render_storage
 from dtwin_operator.render.context import AssetView, BindingView, Images, SiteContext
 from dtwin_operator.render.site import site_children
-from dtwin_operator.status import Cond, compose, now
+from dtwin_operator.status import Cond, compose, now, ready_of
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ async def apply_children(kube: Kube, site: Obj, ctx: SiteContext) -> list[Cond]:
             "ChildrenApplied",
             True,
             "Applied",
-            "routing ConfigMap, bridge Deployment, Service, HorizontalPodAutoscaler and dashboard applied",
+            "bridge ServiceAccount and Role, routing ConfigMap, bridge Deployment, Service, "
+            "HorizontalPodAutoscaler and dashboard applied",
         )
     ]
 
@@ -158,6 +160,10 @@ async def reconcile_site(
         parts.append(storage_cond)
         dep = await asyncio.to_thread(kube.deployment_status, namespace, names.bridge(name))
         parts.append(resolve.bridge_available(names.bridge(name), dep))
+        # BridgeReady (live heartbeat Leases) is reported but stays out of Ready: see dtwin_operator.heartbeats.
+        alive, live = heartbeats.bridge_ready(
+            name, namespace, heartbeats.of_site(idx, namespace, name), datetime.now(UTC)
+        )
         at = now()
         serialized = routing.serialize(routing.table(ctx))
         fields = {
@@ -166,11 +172,13 @@ async def reconcile_site(
             "bridge": {
                 "replicas": (dep or {}).get("replicas") or 0,
                 "readyReplicas": (dep or {}).get("readyReplicas") or 0,
+                "liveReplicas": live,
             },
             "configHash": routing.config_hash(serialized),
             **({"storage": storage_fields} if storage_fields else {}),
         }
-        await write_status(kube, "sites", site, compose(site.status, parts, site.generation, at, fields))
+        status = compose(site.status, [*parts, alive], site.generation, at, fields, ready=ready_of(parts))
+        await write_status(kube, "sites", site, status)
         await _write_assets(kube, idx, ctx, assets, at)
         await _write_bindings(kube, ctx, bindings, at)
     metrics.RECONCILES.labels(kind="Site", result="ok" if all(p.ok for p in parts) else "degraded").inc()

@@ -1,4 +1,4 @@
-"""Everything a Site becomes in Kubernetes: bridge routing ConfigMap, Deployment, Service, HPA, dashboard.
+"""Everything a Site becomes in Kubernetes: bridge identity and routing, Deployment, Service, HPA, dashboard.
 
 `site_children(ctx)` is pure: the same context always gives the same manifests
 in the same order. Owner references are added by the reconciler (they need the
@@ -12,6 +12,7 @@ from typing import Any
 
 from dtwin_operator import labels, names
 from dtwin_operator.render import routing
+from dtwin_operator.render.bridge_rbac import bridge_rbac
 from dtwin_operator.render.context import SiteContext
 from dtwin_operator.render.dashboard import dashboard
 
@@ -42,6 +43,11 @@ def _container(ctx: SiteContext) -> dict[str, Any]:
             {"name": "DTWIN_BRIDGE_SITE", "value": ctx.name},
             {"name": "DTWIN_BRIDGE_NAMESPACE", "value": ctx.namespace},
             {"name": "DTWIN_BRIDGE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            # The heartbeat Lease (dtwin_bridge.lease): in the pod's namespace, owned by the pod so that
+            # garbage collection removes the Lease of a replica that died without deleting it.
+            {"name": "DTWIN_BRIDGE_LEASE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "DTWIN_BRIDGE_LEASE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "DTWIN_BRIDGE_LEASE_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
         ],
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
@@ -76,6 +82,7 @@ def bridge_deployment(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
                     "annotations": {names.CONFIG_HASH_ANNOTATION: config_hash},
                 },
                 "spec": {
+                    "serviceAccountName": names.bridge(ctx.name),  # rendered by bridge_rbac: Leases only
                     "containers": [_container(ctx)],
                     "volumes": [{"name": "routing", "configMap": {"name": names.routing_configmap(ctx.name)}}],
                     "terminationGracePeriodSeconds": 30,
@@ -131,9 +138,10 @@ def dashboard_configmap(ctx: SiteContext) -> dict[str, Any]:
 
 
 def site_children(ctx: SiteContext) -> list[dict[str, Any]]:
-    """All objects owned by the Site, in apply order (config before the workload that mounts it)."""
+    """All objects owned by the Site, in apply order (identity and config before the workload that uses them)."""
     serialized = routing.serialize(routing.table(ctx))
     return [
+        *bridge_rbac(ctx),
         routing_configmap(ctx, serialized),
         bridge_deployment(ctx, routing.config_hash(serialized)),
         bridge_service(ctx),

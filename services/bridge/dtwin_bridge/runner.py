@@ -37,7 +37,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 
-from dtwin_bridge import site
+from dtwin_bridge import lease, site
 from dtwin_bridge.alerts import Alerts, is_own_event, topic_prefix
 from dtwin_bridge.batch import Batch, Batcher
 from dtwin_bridge.db import Writer
@@ -240,6 +240,10 @@ async def run(settings: Settings) -> None:
             reloading = tg.create_task(reload(s, settings.routing, settings.reload_interval_s), name="reload")
             ticking = tg.create_task(ticker(s), name="ticker")
             alerting = tg.create_task(alerts.write(), name="alerts")
+            # Heartbeat Lease for the operator's BridgeReady; returns once `stop` is set, deleting the Lease.
+            beat = lease.heartbeat(lease.LeaseSettings(), config.site, settings.replica, lease.probe(consumer, metrics),
+                                   stop=stop)  # fmt: skip
+            tg.create_task(beat, name="lease")
             await stop.wait()
             log.info("stopping: flushing %d unacked messages", batcher.unacked)
             consumer.pause()

@@ -94,6 +94,7 @@ class BridgeProcess:
             "DTWIN_BRIDGE_DATABASE_URL": site.dsn_template,
             "DTWIN_BRIDGE_REPLICA": replica,
             "DTWIN_BRIDGE_METRICS_HOST": "127.0.0.1",
+            "DTWIN_BRIDGE_LEASE_ENABLED": "false",  # no Site object behind these tests' bridges
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

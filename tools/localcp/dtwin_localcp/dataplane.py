@@ -5,6 +5,10 @@ fake, so `make up` runs the same `python -m dtwin_bridge run` as local
 processes, each fed the routing table the operator rendered into its ConfigMap.
 The simulator replays the last days of the campus at 60x with the demo faults,
 so rows grow and the fault signatures build up while you watch.
+
+Each bridge also heartbeats like a pod would (`dtwin_bridge.lease`): it gets the control plane's kubeconfig
+and its Site's namespace, renews the Lease `dtwin-bridge-<site>-embedded` there, and the operator's
+`BridgeReady` condition reads it — so that condition means the same in embedded mode as in a cluster.
 """
 
 from __future__ import annotations
@@ -22,15 +26,33 @@ log = logging.getLogger("dtwin")
 SIM_ARGS = ["--speed", "60", "--duration", "3d", "--seed", "7"]
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
+def _env(extra: dict[str, str], kubeconfig: Path | None = None) -> dict[str, str]:
+    """The services' environment; KUBECONFIG is /dev/null (no cluster) unless one is given."""
     root = kopf_process.ROOT
     paths = [str(root / p) for p in ("services/bridge", "services/simulator", "libs/dtwin_core", "operator")]
-    return kopf_process.env(Path("/dev/null"), {"PYTHONPATH": ":".join(paths), **extra})
+    return kopf_process.env(kubeconfig or Path("/dev/null"), {"PYTHONPATH": ":".join(paths), **extra})
 
 
-def start_bridges(run_dir: Path, twin: Twin, sites: list[tuple[str, str]], pg: PgServer) -> dict[str, int]:
-    """One bridge per (namespace, site), each with its metrics port; already running ones are kept."""
+def _kubeconfig(run_dir: Path, given: Path | None) -> Path | None:
+    """The given kubeconfig, else embedded mode's (`RUN/cluster/kubeconfig` next to `RUN/dataplane`)."""
+    if given is not None:
+        return given
+    conventional = run_dir.parent / "cluster" / "kubeconfig"
+    if conventional.is_file():
+        return conventional
+    log.warning("no kubeconfig for the bridges: they run without a heartbeat Lease (Sites show BridgeReady=False)")
+    return None
+
+
+def start_bridges(
+    run_dir: Path, twin: Twin, sites: list[tuple[str, str]], pg: PgServer, kubeconfig: Path | None = None
+) -> dict[str, int]:
+    """One bridge per (namespace, site), each with its metrics port; already running ones are kept.
+
+    `kubeconfig` (default: embedded mode's) lets each bridge renew its heartbeat Lease in its Site's namespace.
+    """
     out: dict[str, int] = {}
+    kubeconfig = _kubeconfig(run_dir, kubeconfig)
     for ns, site in sites:
         name = f"bridge-{ns}-{site}"
         cm = twin.get("ConfigMap", ns, f"dtwin-bridge-{site}-routing", "v1")
@@ -51,7 +73,9 @@ def start_bridges(run_dir: Path, twin: Twin, sites: list[tuple[str, str]], pg: P
                 "DTWIN_BRIDGE_REPLICA": "embedded",
                 "DTWIN_BRIDGE_METRICS_HOST": "127.0.0.1",
                 "DTWIN_BRIDGE_METRICS_PORT": str(port),
-            }
+                "DTWIN_BRIDGE_LEASE_NAMESPACE": ns,
+            },
+            kubeconfig,
         )
         processes.start(run_dir, name, [sys.executable, "-m", "dtwin_bridge", "run", "--routing", str(routing)], env)
         out[site] = port
