@@ -1,8 +1,9 @@
 """Embedded mode's data plane: one bridge process per Site, and the simulator streaming the demo campus.
 
-In a cluster the operator's bridge Deployments run these; here KWOK's pods are
+In a cluster the operator's bridge workloads run these; here KWOK's pods are
 fake, so `make up` runs the same `python -m dtwin_bridge run` as local
-processes, each fed the routing table the operator rendered into its ConfigMap.
+processes, each fed the routing table the operator rendered into its ConfigMap,
+which `dtwin_localcp.routing_sync` keeps current (kubectl edits hot-reload).
 The simulator replays the last days of the campus at 60x with the demo faults,
 so rows grow and the fault signatures build up while you watch.
 
@@ -29,7 +30,9 @@ SIM_ARGS = ["--speed", "60", "--duration", "3d", "--seed", "7"]
 def _env(extra: dict[str, str], kubeconfig: Path | None = None) -> dict[str, str]:
     """The services' environment; KUBECONFIG is /dev/null (no cluster) unless one is given."""
     root = kopf_process.ROOT
-    paths = [str(root / p) for p in ("services/bridge", "services/simulator", "libs/dtwin_core", "operator")]
+    paths = [
+        str(root / p) for p in ("services/bridge", "services/simulator", "libs/dtwin_core", "operator", "tools/localcp")
+    ]
     return kopf_process.env(kubeconfig or Path("/dev/null"), {"PYTHONPATH": ":".join(paths), **extra})
 
 
@@ -80,7 +83,18 @@ def start_bridges(
         processes.start(run_dir, name, [sys.executable, "-m", "dtwin_bridge", "run", "--routing", str(routing)], env)
         out[site] = port
         log.info("bridge for Site %s/%s started (metrics :%d)", ns, site, port)
+    if kubeconfig is not None:
+        start_routing_sync(run_dir, kubeconfig)
     return out
+
+
+def start_routing_sync(run_dir: Path, kubeconfig: Path) -> None:
+    """What kubelet does for a pod's ConfigMap volume: routing edits reach the bridges' files (hot reload)."""
+    record = processes.read_record(run_dir, "routing-sync")
+    if record is not None and processes.is_alive(record):
+        return
+    argv = [sys.executable, "-m", "dtwin_localcp.routing_sync", str(run_dir)]
+    processes.start(run_dir, "routing-sync", argv, _env({}, kubeconfig))
 
 
 def start_simulator(run_dir: Path, mqtt_port: int, examples: Path, faults: Path) -> None:
