@@ -134,7 +134,7 @@ async def _store_and_ack(s: State, batch: Batch) -> None:
     await s.writer.write(batch)
     s.metrics.batch(batch.rows, time.monotonic() - started)
     if batch.readings:  # rules see stored readings only
-        s.alerts.emit(s.engine.on_readings(batch.readings))
+        s.alerts.emit(s.engine.on_readings(batch.readings, datetime.now(UTC)))
     ids = s.batcher.committed(batch)
     assert s.consumer is not None
     stale = s.consumer.ack([s.pending.pop(i) for i in ids])

@@ -157,3 +157,39 @@ def test_no_duplicate_open_alerts(script: list[tuple[str, float, float, bool]], 
             open_now[e.dedup_key] = False
         else:
             assert isinstance(e, AlertEscalated) and was_open and e.severity != e.previous
+
+
+WALL = T0 + timedelta(days=3)  # the wall clock while history from T0 is replayed
+
+
+def test_replayed_history_is_judged_in_stream_time() -> None:
+    """At 60x, readings stamped days ago arrive now: judged by the wall every sensor would be stale. In stream
+    time only the sensor that really stops reporting goes stale, after three of its intervals."""
+    eng = Engine([route("s1"), route("s2")])
+    for k in range(0, 120):  # 10 simulated minutes, one 10 s round per 1/6 wall second
+        wall = WALL + timedelta(seconds=k / 6)
+        readings = [Reading("s2", at(10 * k), 20)] + ([Reading("s1", at(10 * k), 20)] if k < 60 else [])
+        assert eng.on_readings(readings, arrived=wall) == []
+        events = eng.tick(wall)
+        if 10 * k < 620:  # s1's last reading is at 590 s: stale from 620 s of stream time
+            assert events == [], k
+        elif 10 * k == 620:
+            assert brief(events) == [("AlertOpened", "s1:stale", "warning")]
+    assert eng.judged_at(WALL + timedelta(seconds=20)) == at(1190) + timedelta(seconds=20 - 119 / 6)
+
+
+def test_a_silent_stream_is_still_found_by_the_wall() -> None:
+    eng = Engine([route("s1")])
+    eng.on_readings([Reading("s1", at(0), 20)], arrived=WALL)
+    assert eng.tick(WALL + timedelta(seconds=29)) == []
+    assert brief(eng.tick(WALL + timedelta(seconds=30))) == [
+        ("AlertOpened", "s1:stale", "warning"),
+        ("AlertOpened", "ahu-1:offline", "critical"),
+    ]
+
+
+def test_a_device_clock_ahead_cannot_push_stream_time_past_the_wall() -> None:
+    eng = Engine([route("s1"), route("s2")])
+    eng.on_readings([Reading("s1", at(300), 20), Reading("s2", at(0), 20)], arrived=at(0))  # s1 runs 5 min ahead
+    assert eng.judged_at(at(5)) == at(5)
+    assert eng.tick(at(29)) == []

@@ -7,6 +7,13 @@ without a route are ignored. `replace_routes` applies a hot-reloaded routing tab
 their state (a changed threshold applies from the next reading; the level is re-judged then), new ones start
 normal and unseen, and removed ones have their open alerts resolved, so no alert is left open for a sensor
 the engine no longer watches. It holds no clock: `now` is always passed in.
+
+Which time staleness is judged at: the stream's, not the wall's. Readings handed in with their arrival time
+advance a watermark (each reading counts as `min(ts, arrived)`, so a device clock running ahead cannot push
+it); `tick(now)` judges at `watermark + (now - when the watermark last advanced)`, never past `now`. Live, the
+watermark tracks the wall clock and this is `now`; replaying history (the simulator at 60x, a backfill), the
+stream's own time is days behind the wall, and judging it by the wall would call every sensor stale and every
+asset offline. When the whole stream stops, the judged time still advances with the wall, so silence is found.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ class Engine:
         self._levels: dict[str, ThresholdState] = {}
         self._seen: dict[str, Seen] = {}
         self._offline: frozenset[str] = frozenset()
-        self._clock: datetime | None = None  # the `now` of the last tick
+        self._clock: datetime | None = None  # the time the last tick judged at
+        self._watermark: tuple[datetime, datetime] | None = None  # (stream time, wall time when it last advanced)
         self._install(routes)
 
     def _install(self, routes: Iterable[Route]) -> None:
@@ -54,8 +62,14 @@ class Engine:
     def seen(self, sensor: str) -> Seen | None:
         return self._seen.get(sensor)
 
-    def on_readings(self, readings: Iterable[Reading]) -> list[Event]:
-        """Feed readings (any order; per sensor, older than the last one are ignored for thresholds)."""
+    def on_readings(self, readings: Iterable[Reading], arrived: datetime | None = None) -> list[Event]:
+        """Feed readings (any order; per sensor, older than the last one are ignored for thresholds); `arrived`,
+        when given, is when they reached the bridge and advances the stream watermark (module docstring)."""
+        readings = list(readings)
+        if arrived is not None and readings:
+            newest = min(max(r.ts for r in readings), arrived)
+            if self._watermark is None or newest > self._watermark[0]:
+                self._watermark = (newest, arrived)
         events: list[Event] = []
         routes, active, seen_by, offline = self._routes, self._active, self._seen, self._offline
         for reading in readings:
@@ -78,8 +92,17 @@ class Engine:
             events += out
         return events
 
+    def judged_at(self, now: datetime) -> datetime:
+        """The time `tick(now)` judges staleness at: stream time carried forward by the wall (see above)."""
+        if self._watermark is None:
+            return now
+        stream, wall = self._watermark
+        return min(stream + (now - wall), now)
+
     def tick(self, now: datetime) -> list[Event]:
-        """Run the stale and offline checks at `now` (monotone: an earlier `now` than the last is ignored)."""
+        """Run the stale and offline checks at `judged_at(now)` (monotone: an earlier time than the last is
+        ignored)."""
+        now = self.judged_at(now)
         if self._clock is not None and now < self._clock:
             return []
         self._clock = now
