@@ -81,7 +81,7 @@ def test_refresh_patches_health_keys_of_changed_objects_only(pg_dsn: str, postgr
             assert await refresh(assets, bindings) is None, "no schema yet: nothing to read, nothing written"
             assert kube.patches == []
             await storage.reconcile(database, StorageSpec("site_hq"), NS, "hq", [], [])
-            pool = await storage._pool(database)
+            pool = await storage.pool(database)
             await pool.execute("INSERT INTO site_hq.telemetry VALUES ('p1-a', $1, 1.5)", NOW - timedelta(seconds=10))
             await pool.execute(
                 "INSERT INTO site_hq.alerts (sensor, asset, kind, severity, dedup_key) "

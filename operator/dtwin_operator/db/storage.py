@@ -46,7 +46,8 @@ class Storage:
     def url(self, database: str) -> str:
         return self.url_template.replace("{database}", database)
 
-    async def _pool(self, database: str) -> asyncpg.Pool:
+    async def pool(self, database: str) -> asyncpg.Pool:
+        """The database's pool, created (and the database with it) on first use; shared by every caller."""
         async with self._lock:
             if database not in self._pools:
                 await self._ensure_database(database)
@@ -74,7 +75,7 @@ class Storage:
         sensors: list[dict[str, object]],
     ) -> StorageState:
         """Claim, migrate, sync the registry; on first creation also lay out partitions and rollups."""
-        pool = await self._pool(database)
+        pool = await self.pool(database)
         async with pool.acquire() as conn:
             await self._claim(conn, spec.schema, namespace, site)
             result = await migrate.apply(conn, spec)
@@ -101,7 +102,7 @@ class Storage:
             raise SchemaConflictError(f"schema {schema} already belongs to Site {owner['namespace']}/{owner['site']}")
 
     async def maintain(self, database: str, spec: StorageSpec) -> migrate.MaintainResult:
-        pool = await self._pool(database)
+        pool = await self.pool(database)
         async with pool.acquire() as conn:
             return await migrate.maintain(conn, spec, datetime.now(UTC))
 
@@ -110,7 +111,7 @@ class Storage:
 
         With Retain nothing is called: the claim stays, so only a Site of the same namespace and
         name (re-created later) gets that data back, never another tenant's Site of the same name."""
-        pool = await self._pool(database)
+        pool = await self.pool(database)
         async with pool.acquire() as conn:
             await self._claim(conn, schema, namespace, site)
             existed = await migrate.drop(conn, schema)

@@ -49,7 +49,7 @@ async def _read(
 ) -> telemetry_facts.SiteRows:
     # Storage keeps one pool per database for the Site reconcile; health shares it rather than opening more
     # connections. (Storage has no public accessor for it yet.)
-    pool = await storage._pool(database)
+    pool = await storage.pool(database)
     async with pool.acquire() as conn:
         return await telemetry_facts.read(
             conn, schema, [b.name for b in bindings], sorted({b.topic for b in bindings}), now
