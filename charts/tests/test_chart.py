@@ -475,7 +475,8 @@ CAN = [
     ("watch", "sensorbindings.dtwin.io", "-A"),
     ("patch", "assets.dtwin.io", "-n", "x"),
     ("patch", "modeldeployments.dtwin.io", "--subresource=status", "-n", "x"),
-    ("create", "deployments.apps", "-n", "x"),
+    ("create", "statefulsets.apps", "-n", "x"),
+    ("watch", "statefulsets.apps", "-A"),
     ("patch", "horizontalpodautoscalers.autoscaling", "-n", "x"),
     ("get", "configmaps", "-n", "x"),
     ("create", "events", "-n", "x"),
@@ -490,8 +491,11 @@ CANNOT = [
     ("get", "secrets", "-n", "x"),
     ("list", "secrets", "-A"),
     ("create", "pods", "-n", "x"),
-    ("delete", "deployments.apps", "-n", "x"),
-    ("update", "deployments.apps", "-n", "x"),
+    ("delete", "statefulsets.apps", "-n", "x"),
+    ("update", "statefulsets.apps", "-n", "x"),
+    ("patch", "statefulsets.apps", "--subresource=scale", "-n", "x"),  # the HPA scales it, not the operator
+    ("create", "deployments.apps", "-n", "x"),  # the operator renders no Deployment
+    ("list", "deployments.apps", "-A"),
     ("delete", "configmaps", "-n", "x"),
     ("create", "sites.dtwin.io", "-n", "x"),
     ("delete", "sites.dtwin.io", "-n", "x"),
@@ -577,9 +581,9 @@ def test_operator_reconciles_with_only_the_chart_rbac(
 
             wait_until(ready, CONVERGE, "Site, Asset and SensorBinding to be Ready", on_timeout=not_ready)
             bridge = wait_until(
-                lambda: twin.get("Deployment", ns, "dtwin-bridge-hq", "apps/v1"),
+                lambda: twin.get("StatefulSet", ns, "dtwin-bridge-hq", "apps/v1"),
                 CONVERGE,
-                "the bridge Deployment",
+                "the bridge StatefulSet",
                 on_timeout=log_tail,
             )
             (owner,) = bridge["metadata"]["ownerReferences"]

@@ -1,6 +1,6 @@
 """Coalesces concurrent reconcile requests for the same key into as few runs as possible.
 
-Many events (a Site, its Assets, SensorBindings, owned Deployments) ask for the
+Many events (a Site, its Assets, SensorBindings, owned StatefulSets) ask for the
 same site reconcile. A request that arrives while a run is in progress waits;
 when the run ends, one waiter runs once on behalf of all requests made so far
 and the others return at once. A failed run is not counted as covering anyone.

@@ -2,7 +2,7 @@
 
 Each bridge replica renews a Lease (`dtwin_core.leases`), in a cluster and in embedded mode alike, so this
 condition says whether ingestion processes are actually alive, where `BridgeAvailable` only says what the
-Deployment controller believes (KWOK's pods are "available" without running anything). It is deliberately
+StatefulSet controller believes (KWOK's pods are "available" without running anything). It is deliberately
 not part of `Ready`: the Site's declared state can be fully reconciled while no bridge runs yet. The
 liveness rule is the shared one (`dtwin_core.leases.is_live`), so the operator and the bridge agree on it.
 Messages name the live replicas but carry nothing that changes on every renewal, so the status is written

@@ -21,5 +21,5 @@ def common(site: str, component: str) -> dict[str, str]:
 
 
 def selector(site: str, component: str) -> dict[str, str]:
-    """The immutable subset used in Deployment/Service selectors."""
+    """The immutable subset used in StatefulSet/Service selectors."""
     return {"app.kubernetes.io/name": f"dtwin-{component}", "app.kubernetes.io/instance": site}

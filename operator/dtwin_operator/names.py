@@ -1,8 +1,8 @@
 """Every name the operator derives from a resource, in one place.
 
 Children of a Site are named `dtwin-bridge-<site>` etc.; the Site CRD limits
-site names to 40 DNS-1035 characters so every derived name stays a valid
-Service/label value (<= 63).
+site names to `MAX_SITE_NAME` DNS-1035 characters so every derived name stays a
+valid Service/label value (<= 63).
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ FIELD_MANAGER = "dtwin-operator"
 ANNOTATION_PREFIX = "dtwin.io"
 CONFIG_HASH_ANNOTATION = "dtwin.io/config-hash"
 ROUTING_KEY = "routing.json"
+# The bridge StatefulSet `dtwin-bridge-<site>` (13 + 39 = 52) labels its pods `controller-revision-hash:
+# <statefulset>-<hash of up to 10 characters>`, a label value of at most 63: one more character and the
+# StatefulSet controller cannot create a single pod (https://github.com/kubernetes/kubernetes/issues/64023).
+MAX_SITE_NAME = 39
 
 
 def bridge(site: str) -> str:
-    """Deployment, Service, HorizontalPodAutoscaler, ServiceAccount, Role and RoleBinding of a site's bridge."""
+    """StatefulSet, Service, HorizontalPodAutoscaler, ServiceAccount, Role and RoleBinding of a site's bridge."""
     return f"dtwin-bridge-{site}"
 
 

@@ -63,22 +63,49 @@ def placement(asset: AssetSpec, site_name: str, site: SiteSpec) -> Cond:
     return Cond("Placed", True, "Placed", f"floor {where.floor}{zone}")
 
 
-def bridge_available(deployment_name: str, dep_status: Mapping[str, Any] | None) -> Cond:
-    """From the bridge Deployment's own Available condition."""
-    if dep_status is None:
-        return Cond("BridgeAvailable", False, "BridgeMissing", f"Deployment {deployment_name} does not exist yet.")
-    available = next((c for c in dep_status.get("conditions") or [] if c.get("type") == "Available"), None)
-    ready = dep_status.get("ready_replicas") or dep_status.get("readyReplicas") or 0
-    want = dep_status.get("replicas") or 0
-    if available and available.get("status") == "True":
-        return Cond("BridgeAvailable", True, "Available", f"{ready}/{want} bridge replicas ready")
-    why = (available or {}).get("message") or "no replica is ready yet"
+def bridge_available(name: str, sts: Mapping[str, Any] | None) -> Cond:
+    """From the bridge StatefulSet's spec and status (a StatefulSet has no Available condition).
+
+    Available when every replica the StatefulSet should run (spec.replicas, which the HPA sets) is
+    available. A rolling update replaces one pod at a time under its old name, so while one rolls, one
+    replica short still counts, as long as one is up.
+    """
+    if sts is None:
+        return Cond("BridgeAvailable", False, "BridgeMissing", f"StatefulSet {name} does not exist yet.")
+    spec, st = sts.get("spec") or {}, sts.get("status") or {}
+    want = spec.get("replicas", 1)  # the API server's default when nobody set it
+    up = st.get("availableReplicas", st.get("readyReplicas")) or 0
+    if want == 0:
+        return Cond(
+            "BridgeAvailable",
+            False,
+            "ScaledToZero",
+            f"StatefulSet {name} is scaled to 0 replicas, so nothing ingests the site's telemetry, and the "
+            f"HorizontalPodAutoscaler does not scale up from 0: kubectl scale statefulset {name} --replicas=1",
+        )
+    rolling = _rollout(sts)
+    counted = f"{up}/{want} bridge replicas available"
+    if up >= want:
+        return Cond("BridgeAvailable", True, "Available", counted + (f"; {rolling}" if rolling else ""))
+    if rolling and up >= max(want - 1, 1):
+        return Cond("BridgeAvailable", True, "RollingUpdate", f"{counted}; {rolling}")
     return Cond(
         "BridgeAvailable",
         False,
         "BridgeUnavailable",
-        f"Deployment {deployment_name}: {ready}/{want} replicas ready ({why}); see its pods' events.",
+        f"StatefulSet {name}: {counted}" + (f", {rolling}" if rolling else "") + "; the broker keeps a "
+        f"missing replica's messages until its pod {name}-<ordinal> is back. See kubectl describe "
+        f"statefulset {name} and its pods' events.",
     )
+
+
+def _rollout(sts: Mapping[str, Any]) -> str:
+    """What a rolling update in progress has done so far, or "" when none is."""
+    st = sts.get("status") or {}
+    target = st.get("updateRevision")
+    if not target or target == st.get("currentRevision"):
+        return ""
+    return f"rolling out revision {target} ({st.get('updatedReplicas') or 0} updated so far)"
 
 
 def selected(selector: AssetSelector, assets: Iterable[Obj]) -> list[Obj]:

@@ -73,15 +73,17 @@ def beat(api: client.CoordinationV1Api, ns: str, replica: str, duration_s: int) 
     return now
 
 
-def conditions(twin: Twin, ns: str) -> dict[str, dict[str, Any]]:
-    site = twin.get("Site", ns, "hq") or {}
+def conditions(twin: Twin, ns: str, site: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The Site's conditions by type: of `site` if given (one read), else of a fresh read."""
+    site = site if site is not None else twin.get("Site", ns, "hq") or {}
     return {c["type"]: c for c in (site.get("status") or {}).get("conditions") or []}
 
 
 def wait_bridge_ready(twin: Twin, ns: str, status: str, message: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         site = twin.get("Site", ns, "hq") or {}
-        c = conditions(twin, ns).get("BridgeReady", {})
+        # The condition from the same read as the returned status, or the two could come from different writes.
+        c = conditions(twin, ns, site).get("BridgeReady", {})
         return site if (c.get("status"), c.get("message", "")[: len(message)]) == (status, message) else None
 
     return wait_until(

@@ -31,6 +31,7 @@ OPERATOR_ENV = {
     "DTWIN_OPERATOR_ERROR_BACKOFF": "1",
 }
 CONVERGE = 120.0
+BRIDGE_PODS = "app.kubernetes.io/name=dtwin-bridge"
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,15 @@ def wait_condition(
     )
 
 
-def deployment_available(twin: Twin, ns: str, name: str) -> bool:
-    dep = twin.get("Deployment", ns, name, "apps/v1")
-    return condition(dep, "Available").get("status") == "True"
+def statefulset_available(twin: Twin, ns: str, name: str) -> bool:
+    """Every replica the StatefulSet should run is available (a StatefulSet has no Available condition)."""
+    sts = twin.get("StatefulSet", ns, name, "apps/v1") or {}
+    want, st = sts.get("spec", {}).get("replicas"), sts.get("status") or {}
+    return (
+        bool(want)
+        and st.get("observedGeneration") == sts["metadata"]["generation"]
+        and (st.get("availableReplicas") == st.get("readyReplicas") == want)
+    )
 
 
 def test_examples_converge_and_bridges_become_available(twin: Twin, operator: Path, namespace: str) -> None:
@@ -124,7 +131,7 @@ def test_examples_converge_and_bridges_become_available(twin: Twin, operator: Pa
     for site in sites:
         name = site["metadata"]["name"]
         wait_until(
-            lambda n=name: deployment_available(twin, namespace, f"dtwin-bridge-{n}"),
+            lambda n=name: statefulset_available(twin, namespace, f"dtwin-bridge-{n}"),
             CONVERGE,
             f"bridge {name} Available via the KWOK node",
         )
@@ -132,6 +139,23 @@ def test_examples_converge_and_bridges_become_available(twin: Twin, operator: Pa
         bindings = [d for d in docs if d["kind"] == "SensorBinding" and d["spec"]["assetRef"] in assets]
         obj = wait_condition(twin, "Site", namespace, name, "True")
         assert (obj["status"]["assets"], obj["status"]["sensors"]) == (len(assets), len(bindings))
+        # Stable identities: each replica is dtwin-bridge-<site>-<ordinal>, which is its hostname and so names
+        # its MQTT client id. KWOK reports no CPU, so the HPA holds the StatefulSet at minReplicas.
+        minimum = site["spec"].get("bridge", {}).get("minReplicas", 1)
+
+        def pods(n: str = name) -> list[tuple[str, str]]:
+            selector = f"{BRIDGE_PODS},app.kubernetes.io/instance={n}"
+            return sorted(
+                (p["metadata"]["name"], p["spec"]["hostname"]) for p in twin.items("Pod", namespace, "v1", selector)
+            )
+
+        expected = [(f"dtwin-bridge-{name}-{i}",) * 2 for i in range(minimum)]
+        wait_until(lambda e=expected: pods() == e, CONVERGE, f"bridge pods {expected}", on_timeout=lambda: str(pods()))
+        wait_until(
+            lambda n=name: condition(twin.get("Site", namespace, n), "BridgeAvailable").get("status") == "True",
+            30,
+            f"Site {name} BridgeAvailable",
+        )
         routing = twin.get("ConfigMap", namespace, f"dtwin-bridge-{name}-routing", "v1")
         table = json.loads(routing["data"]["routing.json"])
         assert sorted(r["sensor"] for r in table["routes"]) == sorted(b["metadata"]["name"] for b in bindings)
@@ -143,13 +167,13 @@ def test_examples_converge_and_bridges_become_available(twin: Twin, operator: Pa
         )
         dash = twin.get("ConfigMap", namespace, f"dtwin-dashboard-{name}", "v1")
         assert dash["metadata"]["labels"]["grafana_dashboard"] == "1"
-        for kind, version in (("ConfigMap", "v1"), ("Deployment", "apps/v1"), ("Service", "v1")):
+        for kind, version in (("ConfigMap", "v1"), ("StatefulSet", "apps/v1"), ("Service", "v1")):
             owned = twin.get(kind, namespace, f"dtwin-bridge-{name}", version) or routing
             (ref,) = owned["metadata"]["ownerReferences"]
             assert (ref["kind"], ref["name"], ref["controller"]) == ("Site", name, True)
         events = twin.items("Event", namespace, "v1")
         said = {e["message"] for e in events if e["involvedObject"]["name"] == name and e["reason"] == "Created"}
-        assert f"created Deployment dtwin-bridge-{name}" in said
+        assert f"created StatefulSet dtwin-bridge-{name}" in said
 
 
 def test_operator_exposes_prometheus_metrics(operator: Path) -> None:
@@ -163,7 +187,7 @@ def test_operator_exposes_prometheus_metrics(operator: Path) -> None:
 
     body = wait_until(scrape, 60, "Site reconcile metrics on /metrics")
     assert "dtwin_operator_reconcile_duration_seconds_bucket" in body
-    assert 'dtwin_operator_applied_objects_total{action="created",kind="Deployment"}' in body
+    assert 'dtwin_operator_applied_objects_total{action="created",kind="StatefulSet"}' in body
 
 
 def test_asset_waits_for_its_site_then_becomes_ready(twin: Twin, operator: Path, namespace: str) -> None:
@@ -201,26 +225,35 @@ def test_binding_edit_updates_routing_and_rolls_the_bridge(twin: Twin, operator:
         return routes[0]["unit"] if routes else None
 
     wait_until(lambda: routed_unit() == "degC", 30, "routing table with the binding")
-    wait_until(lambda: deployment_available(twin, namespace, "dtwin-bridge-hq"), CONVERGE, "bridge Available")
-    before = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")
+    wait_until(lambda: statefulset_available(twin, namespace, "dtwin-bridge-hq"), CONVERGE, "bridge available")
+    before = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")
     hash_before = before["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
+    revision_before = before["status"]["updateRevision"]
 
     twin.apply(binding_doc("p1-temp", "p1", unit="degF"), namespace)
     wait_until(lambda: routed_unit() == "degF", 30, "routing table with the new unit")
 
     def rolled() -> bool:
-        dep = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")
-        new_hash = dep["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
-        st = dep.get("status") or {}
+        sts = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")
+        new_hash = sts["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
+        st = sts.get("status") or {}
         return (
             new_hash != hash_before
-            and st.get("observedGeneration") == dep["metadata"]["generation"]
+            and st.get("observedGeneration") == sts["metadata"]["generation"]
+            and st.get("updateRevision") not in (None, revision_before)
+            # The controller moves currentRevision once every pod runs the new template and is ready.
+            and st.get("currentRevision") == st.get("updateRevision")
             and st.get("updatedReplicas") == st.get("replicas") == st.get("readyReplicas")
         )
 
-    wait_until(rolled, CONVERGE, "the bridge Deployment to roll out the new routing table")
-    dep = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")
-    new_hash = dep["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
+    wait_until(rolled, CONVERGE, "the bridge StatefulSet to roll out the new routing table")
+    sts = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")
+    new_hash = sts["spec"]["template"]["metadata"]["annotations"]["dtwin.io/config-hash"]
+    # Each pod was replaced under its old name, running the new revision.
+    pods = twin.items("Pod", namespace, "v1", label_selector=f"{BRIDGE_PODS},app.kubernetes.io/instance=hq")
+    assert [(p["metadata"]["name"], p["metadata"]["labels"]["controller-revision-hash"]) for p in pods] == [
+        (f"dtwin-bridge-hq-{i}", sts["status"]["updateRevision"]) for i in range(sts["spec"]["replicas"])
+    ]
     # The Site's status is written after its children in the same reconcile: wait for it, don't race it.
     wait_until(
         lambda: (twin.get("Site", namespace, "hq") or {}).get("status", {}).get("configHash") == new_hash,
@@ -233,14 +266,21 @@ def test_binding_edit_updates_routing_and_rolls_the_bridge(twin: Twin, operator:
 def test_drift_is_repaired(twin: Twin, operator: Path, namespace: str) -> None:
     twin.apply(site_doc(), namespace)
     wait_condition(twin, "Site", namespace, "hq", "True", timeout=CONVERGE)
-    uid = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")["metadata"]["uid"]
-    twin.resource("Deployment", "apps/v1").delete(name="dtwin-bridge-hq", namespace=namespace)
+    uid = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")["metadata"]["uid"]
+    twin.resource("StatefulSet", "apps/v1").delete(name="dtwin-bridge-hq", namespace=namespace)
 
     def recreated() -> bool:
-        dep = twin.get("Deployment", namespace, "dtwin-bridge-hq", "apps/v1")
-        return dep is not None and dep["metadata"]["uid"] != uid
+        sts = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")
+        return sts is not None and sts["metadata"]["uid"] != uid
 
-    wait_until(recreated, 3 * DRIFT + 30, "the deleted bridge Deployment to be re-created")
+    wait_until(recreated, 3 * DRIFT + 30, "the deleted bridge StatefulSet to be re-created")
+    # Its replacement brings the same replica back: dtwin-bridge-hq-0, owned by the new StatefulSet.
+    wait_until(
+        lambda: statefulset_available(twin, namespace, "dtwin-bridge-hq"), CONVERGE, "the new bridge StatefulSet"
+    )
+    new_uid = twin.get("StatefulSet", namespace, "dtwin-bridge-hq", "apps/v1")["metadata"]["uid"]
+    pod = twin.get("Pod", namespace, "dtwin-bridge-hq-0", "v1")
+    assert pod is not None and [r["uid"] for r in pod["metadata"]["ownerReferences"]] == [new_uid]
 
     cm = twin.get("ConfigMap", namespace, "dtwin-bridge-hq-routing", "v1")
     original = cm["data"]["routing.json"]
@@ -284,7 +324,7 @@ def test_deleting_a_site_collects_its_children_and_recreating_converges(
     owned = [
         ("ConfigMap", "v1", "dtwin-bridge-hq-routing"),
         ("ConfigMap", "v1", "dtwin-dashboard-hq"),
-        ("Deployment", "apps/v1", "dtwin-bridge-hq"),
+        ("StatefulSet", "apps/v1", "dtwin-bridge-hq"),
         ("Service", "v1", "dtwin-bridge-hq"),
         ("HorizontalPodAutoscaler", "autoscaling/v2", "dtwin-bridge-hq"),
     ]

@@ -2,7 +2,7 @@
 
 "Cleanly" means: every object Ready for its current generation, exactly the
 expected owned objects per Site (no duplicates), each owned by a live Site (no
-orphans), and Deployments rolled out once.
+orphans), and each bridge StatefulSet rolled out once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ENV = {"DTWIN_OPERATOR_DRIFT_INTERVAL": "5", "DTWIN_OPERATOR_RETRY_DELAY": "1", 
 MANAGED = "app.kubernetes.io/managed-by=dtwin-operator"
 OWNED_KINDS = (
     ("ConfigMap", "v1"),
-    ("Deployment", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
     ("Service", "v1"),
     ("HorizontalPodAutoscaler", "autoscaling/v2"),
 )
@@ -76,7 +76,7 @@ def test_sigkill_mid_reconcile_then_restart_converges(
             for k, n in (
                 ("ConfigMap", f"dtwin-bridge-{s}-routing"),
                 ("ConfigMap", f"dtwin-dashboard-{s}"),
-                ("Deployment", f"dtwin-bridge-{s}"),
+                ("StatefulSet", f"dtwin-bridge-{s}"),
                 ("Service", f"dtwin-bridge-{s}"),
                 ("HorizontalPodAutoscaler", f"dtwin-bridge-{s}"),
             )
@@ -87,5 +87,10 @@ def test_sigkill_mid_reconcile_then_restart_converges(
         site = o["metadata"]["labels"]["dtwin.io/site"]
         assert [r["uid"] for r in o["metadata"]["ownerReferences"]] == [live[site]], "orphaned object"
     for s in sites:
-        replica_sets = twin.items("ReplicaSet", namespace, "apps/v1", label_selector=f"app.kubernetes.io/instance={s}")
-        assert len(replica_sets) == 1, "the bridge was rolled more than once (its rendered template changed)"
+        # A StatefulSet keeps one ControllerRevision per pod template it ever had (labelled like its pods).
+        revisions = twin.items(
+            "ControllerRevision", namespace, "apps/v1", label_selector=f"app.kubernetes.io/instance={s}"
+        )
+        assert len(revisions) == 1, "the bridge was rolled more than once (its rendered template changed)"
+        (owner,) = revisions[0]["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"]) == ("StatefulSet", f"dtwin-bridge-{s}")

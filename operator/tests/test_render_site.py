@@ -1,11 +1,13 @@
-"""Unit tests of the Site renderers: routing table, bridge identity/Deployment/Service/HPA, owned-object shape."""
+"""Unit tests of the Site renderers: routing table, bridge identity/StatefulSet/Service/HPA, owned-object shape."""
 
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
+from dtwin_bridge.settings import Settings
 from dtwin_operator import names
 from dtwin_operator.api.asset import AssetSpec
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
@@ -13,7 +15,7 @@ from dtwin_operator.api.site import SiteSpec
 from dtwin_operator.render import routing
 from dtwin_operator.render.bridge_rbac import LEASE_VERBS, bridge_rbac
 from dtwin_operator.render.context import AssetView, BindingView, Images, SiteContext
-from dtwin_operator.render.site import bridge_deployment, bridge_hpa, bridge_service, site_children
+from dtwin_operator.render.site import METRICS_PORT, bridge_hpa, bridge_service, bridge_statefulset, site_children
 
 
 def binding(name: str, asset: str = "ahu-1", **spec: object) -> BindingView:
@@ -108,24 +110,57 @@ def test_config_hash_changes_with_any_binding_edit() -> None:
     assert base != h(context((binding("a", thresholds={"warningHigh": 30}),)))
 
 
-def test_deployment_mounts_routing_and_rolls_on_hash() -> None:
+def test_statefulset_mounts_routing_and_rolls_on_hash() -> None:
     ctx = context()
-    dep = bridge_deployment(ctx, "abc123")
-    assert dep["metadata"]["name"] == "dtwin-bridge-hq"
-    assert dep["metadata"]["namespace"] == "demo"
-    assert "replicas" not in dep["spec"], "the HPA owns replicas"
-    tpl = dep["spec"]["template"]
+    sts = bridge_statefulset(ctx, "abc123")
+    assert sts["metadata"]["name"] == "dtwin-bridge-hq"
+    assert sts["metadata"]["namespace"] == "demo"
+    assert "replicas" not in sts["spec"], "the HPA owns replicas"
+    assert sts["spec"]["updateStrategy"] == {"type": "RollingUpdate"}
+    tpl = sts["spec"]["template"]
     assert tpl["metadata"]["annotations"] == {names.CONFIG_HASH_ANNOTATION: "abc123"}
-    assert dep["spec"]["selector"]["matchLabels"].items() <= tpl["metadata"]["labels"].items()
+    assert sts["spec"]["selector"]["matchLabels"].items() <= tpl["metadata"]["labels"].items()
     (c,) = tpl["spec"]["containers"]
     assert c["image"] == "dtwin/bridge:test"
     assert {"name": "DTWIN_BRIDGE_SITE", "value": "hq"} in c["env"]
     assert tpl["spec"]["volumes"] == [{"name": "routing", "configMap": {"name": "dtwin-bridge-hq-routing"}}]
 
 
+def test_bridge_replicas_have_stable_identities() -> None:
+    """A restarted replica must come back under its old MQTT client id, `dtwin-bridge-<site>-<hostname>`.
+
+    The broker redelivers a persistent session's unacknowledged QoS 1 messages only to the same client
+    id; a Deployment's replacement pod has a new random name and would strand them.
+    """
+    sts = bridge_statefulset(context(), "x")
+    assert (sts["apiVersion"], sts["kind"]) == ("apps/v1", "StatefulSet")  # pods dtwin-bridge-hq-0, -1, ...
+    assert sts["spec"]["serviceName"] == bridge_service(context())["metadata"]["name"]
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"  # scale without waiting on ordinals
+    pod = sts["spec"]["template"]["spec"]
+    # The pod's hostname is its name (dtwin-bridge-hq-<ordinal>) only while nothing overrides it ...
+    assert not {"hostname", "subdomain", "setHostnameAsFQDN"} & pod.keys()
+    (c,) = pod["containers"]
+    # ... and the bridge names itself by hostname only while the env does not name it.
+    assert not {"DTWIN_BRIDGE_REPLICA", "DTWIN_BRIDGE_CLIENT_ID"} & {e["name"] for e in c["env"]}
+    assert Settings.model_fields["replica"].default_factory is socket.gethostname
+    assert (
+        Settings(replica="dtwin-bridge-hq-0", client_id=None).mqtt_client_id("hq")
+        == "dtwin-bridge-hq-dtwin-bridge-hq-0"
+    )
+
+
+def test_bridge_serves_metrics_and_probes_on_the_port_the_pod_declares() -> None:
+    (c,) = bridge_statefulset(context(), "x")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert c["ports"] == [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]
+    # Not left to the bridge's own default (9465): the probes and the Service use the declared port.
+    assert env["DTWIN_BRIDGE_METRICS_PORT"] == str(METRICS_PORT)
+    assert c["readinessProbe"]["httpGet"]["port"] == c["livenessProbe"]["httpGet"]["port"] == "metrics"
+
+
 def test_bridge_pods_run_as_their_own_account_and_heartbeat_in_their_namespace() -> None:
     ctx = context()
-    pod = bridge_deployment(ctx, "x")["spec"]["template"]["spec"]
+    pod = bridge_statefulset(ctx, "x")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "dtwin-bridge-hq"
     (c,) = pod["containers"]
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in c["env"]}
@@ -151,9 +186,9 @@ def test_bridge_account_may_write_leases_in_its_namespace_and_nothing_else() -> 
 def test_service_selects_bridge_pods_and_hpa_uses_site_scaling() -> None:
     ctx = context()
     svc, hpa = bridge_service(ctx), bridge_hpa(ctx)
-    pod_labels = bridge_deployment(ctx, "x")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = bridge_statefulset(ctx, "x")["spec"]["template"]["metadata"]["labels"]
     assert svc["spec"]["selector"].items() <= pod_labels.items()
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "dtwin-bridge-hq"}
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "dtwin-bridge-hq"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
 
@@ -166,8 +201,8 @@ def test_children_are_complete_labelled_and_deterministic() -> None:
         ("Role", "dtwin-bridge-hq"),
         ("RoleBinding", "dtwin-bridge-hq"),
         ("ConfigMap", "dtwin-bridge-hq-routing"),
-        ("Deployment", "dtwin-bridge-hq"),
         ("Service", "dtwin-bridge-hq"),
+        ("StatefulSet", "dtwin-bridge-hq"),
         ("HorizontalPodAutoscaler", "dtwin-bridge-hq"),
         ("ConfigMap", "dtwin-dashboard-hq"),
     ]
@@ -178,13 +213,22 @@ def test_children_are_complete_labelled_and_deterministic() -> None:
     assert json.loads(children[-1]["data"]["dtwin-site-hq.json"])["uid"]
     by_kind = {c["kind"]: c for c in children if c["kind"] != "ConfigMap"}
     routing_json = json.loads(children[3]["data"][names.ROUTING_KEY])
-    hash_ = by_kind["Deployment"]["spec"]["template"]["metadata"]["annotations"][names.CONFIG_HASH_ANNOTATION]
+    hash_ = by_kind["StatefulSet"]["spec"]["template"]["metadata"]["annotations"][names.CONFIG_HASH_ANNOTATION]
     assert hash_ == routing.config_hash(routing.serialize(routing_json))
     assert site_children(ctx) == children
 
 
-@pytest.mark.parametrize("site", ["hq", "a-very-long-site-name-of-forty-chars-xyz"])
+@pytest.mark.parametrize("site", ["hq", "a-very-long-site-name-of-39-chars-xyz12"])
 def test_derived_names_fit_kubernetes_limits(site: str) -> None:
+    assert len(site) <= names.MAX_SITE_NAME
     for n in (names.bridge(site), names.routing_configmap(site), names.dashboard_configmap(site)):
         assert len(n) <= 63
+    # Labels the StatefulSet controller puts on each bridge pod: the pod name (up to 100 replicas), and the
+    # revision `<statefulset>-<hash>` whose hash is up to 10 characters (kubernetes/kubernetes#64023).
+    assert len(f"{names.bridge(site)}-99") <= 63
+    assert len(f"{names.bridge(site)}-{'h' * 10}") <= 63
     assert names.schema(site).replace("_", "").isalnum()
+
+
+def test_site_name_limit_is_the_longest_that_fits() -> None:
+    assert len(names.bridge("s" * names.MAX_SITE_NAME)) + 1 + 10 == 63

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -64,13 +65,47 @@ def test_placement_checks_floor_and_zone(location: dict[str, str], ok: bool, rea
         assert "b1, l1" in cond.message or "east" in cond.message
 
 
-def test_bridge_available_from_deployment_condition() -> None:
-    assert resolve.bridge_available("d", None).reason == "BridgeMissing"
-    up = {"replicas": 2, "readyReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]}
-    assert resolve.bridge_available("d", up).ok
-    down = {"replicas": 1, "conditions": [{"type": "Available", "status": "False", "message": "min not met"}]}
-    cond = resolve.bridge_available("d", down)
-    assert not cond.ok and "0/1" in cond.message and "min not met" in cond.message
+def _sts(want: int | None, up: int, current: str = "r1", update: str = "r1", updated: int = 0) -> dict[str, Any]:
+    """A StatefulSet as Kube.statefulset_state returns it; `want` None: spec.replicas never set."""
+    status = {"replicas": want or 0, "readyReplicas": up, "availableReplicas": up, "currentRevision": current}
+    return {
+        "spec": {} if want is None else {"replicas": want},
+        "status": {**status, "updateRevision": update, "updatedReplicas": updated},
+    }
+
+
+def test_bridge_available_from_statefulset_status() -> None:
+    assert resolve.bridge_available("b", None).reason == "BridgeMissing"
+    assert "StatefulSet b does not exist" in resolve.bridge_available("b", None).message
+    up = resolve.bridge_available("b", _sts(2, 2))
+    assert (up.ok, up.reason, up.message) == (True, "Available", "2/2 bridge replicas available")
+    short = resolve.bridge_available("b", _sts(3, 2))
+    assert (short.ok, short.reason) == (False, "BridgeUnavailable")
+    assert "2/3 bridge replicas available" in short.message and "b-<ordinal>" in short.message
+    # Nobody set spec.replicas yet: the API server's default of 1 is what the StatefulSet runs.
+    assert not resolve.bridge_available("b", {"spec": {}, "status": {}}).ok
+    assert resolve.bridge_available("b", _sts(None, 1)).ok
+    # Without availableReplicas (minReadySeconds unknown to an old server), ready pods count.
+    assert resolve.bridge_available("b", {"spec": {"replicas": 1}, "status": {"readyReplicas": 1}}).ok
+
+
+def test_bridge_stays_available_while_a_rolling_update_replaces_one_pod() -> None:
+    rolling = resolve.bridge_available("b", _sts(3, 2, current="b-1", update="b-2", updated=1))
+    assert (rolling.ok, rolling.reason) == (True, "RollingUpdate")
+    assert rolling.message == "2/3 bridge replicas available; rolling out revision b-2 (1 updated so far)"
+    # Two down is more than the one pod a StatefulSet replaces at a time.
+    assert not resolve.bridge_available("b", _sts(3, 1, current="b-1", update="b-2")).ok
+    # The only replica being replaced: nothing ingests meanwhile (its messages wait at the broker).
+    alone = resolve.bridge_available("b", _sts(1, 0, current="b-1", update="b-2"))
+    assert (alone.ok, alone.reason) == (False, "BridgeUnavailable") and "rolling out revision b-2" in alone.message
+    done = resolve.bridge_available("b", _sts(3, 3, current="b-1", update="b-2", updated=2))
+    assert (done.ok, done.reason) == (True, "Available") and done.message.endswith("(2 updated so far)")
+
+
+def test_bridge_scaled_to_zero_says_how_to_recover() -> None:
+    cond = resolve.bridge_available("b", _sts(0, 0))
+    assert (cond.ok, cond.reason) == (False, "ScaledToZero")
+    assert "kubectl scale statefulset b --replicas=1" in cond.message
 
 
 def _asset(name: str, site: str, kind: str, **labels: str) -> Obj:

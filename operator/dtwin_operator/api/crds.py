@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonDict
 
+from dtwin_operator import names
 from dtwin_operator.api import yaml11
 from dtwin_operator.api.asset import AssetSpec, AssetStatus
 from dtwin_operator.api.common import GROUP, VERSION, cel
@@ -61,12 +62,15 @@ KINDS: tuple[Kind, ...] = (
             ("Bridge", "integer", ".status.bridge.readyReplicas"),
             ("Live", "integer", ".status.bridge.liveReplicas"),
         ),
-        # The name becomes the bridge Service's name (DNS-1035, <= 63 with its prefix) and a schema name.
+        # The name becomes the bridge's Service and StatefulSet names (DNS-1035; see names.MAX_SITE_NAME for
+        # the length) and a schema name.
         (
             cel(
-                "self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "metadata.name of a Site must be at most 40 characters of lowercase letters, digits and '-', "
-                "starting with a letter (it names the site's bridge Service and database schema)",
+                f"self.metadata.name.size() <= {names.MAX_SITE_NAME} && "
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                f"metadata.name of a Site must be at most {names.MAX_SITE_NAME} characters of lowercase letters, "
+                "digits and '-', starting with a letter (it names the site's bridge StatefulSet and Service and "
+                "its database schema)",
             ),
         ),
     ),

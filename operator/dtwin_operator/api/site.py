@@ -1,7 +1,7 @@
 """Site: a building, campus or plant — the unit of tenancy, sharding and autoscaling.
 
 A Site becomes a TimescaleDB schema, an MQTT bridge (routing ConfigMap,
-Deployment, Service, HorizontalPodAutoscaler), a Grafana dashboard ConfigMap
+StatefulSet, Service, HorizontalPodAutoscaler), a Grafana dashboard ConfigMap
 and the layout of the portal's 3D view.
 """
 
@@ -158,7 +158,15 @@ class Bridge(Model):
         ge=10,
         le=100,
     )
-    batch_size: int = Field(default=500, description="Readings per database COPY batch.", ge=1, le=50000)
+    # 5000, not 500: packed-message ingest measured ~50k instead of ~25k readings/s, from 10x fewer
+    # transactions; a quiet site still writes within flushIntervalMs, since a batch goes when either is hit.
+    batch_size: int = Field(
+        default=5000,
+        description="Most readings per database COPY batch (one transaction). Large batches mean fewer "
+        "transactions and higher throughput; latency is bounded by flushIntervalMs, not by this cap.",
+        ge=1,
+        le=50000,
+    )
     flush_interval_ms: int = Field(
         default=200, description="Longest time a reading waits in a batch before it is written.", ge=10, le=60000
     )
@@ -202,7 +210,7 @@ class SiteStatus(Status):
     assets: int = Field(default=0, description="Assets placed at this site.")
     sensors: int = Field(default=0, description="Sensor bindings routed by this site's bridge.")
     bridge: BridgeStatus = Field(
-        default_factory=BridgeStatus, description="Bridge Deployment state and live heartbeating replicas."
+        default_factory=BridgeStatus, description="Bridge StatefulSet state and live heartbeating replicas."
     )
     config_hash: str | None = Field(default=None, description="Hash of the routing table the bridge runs.")
     storage: StorageStatus | None = Field(default=None, description="Database schema state.")

@@ -1,7 +1,7 @@
 """Watches the objects the operator owns, so deleting or hand-editing one is repaired at once.
 
 The drift timer would repair it too, within its interval; this makes it
-immediate and also carries the bridge Deployment's readiness into Site status.
+immediate and also carries the bridge StatefulSet's readiness into Site status.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dtwin_operator.indexes import gather, one
 from dtwin_operator.settings import OperatorSettings
 
 OWNED = (
-    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
     ("", "v1", "configmaps"),
     ("", "v1", "services"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),

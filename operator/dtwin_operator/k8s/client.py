@@ -95,9 +95,14 @@ class Kube:
             raise
         return True
 
-    def deployment_status(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def statefulset_state(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A StatefulSet's spec.replicas and status, or None if it does not exist.
+
+        Not the status alone: a StatefulSet's status has no Available condition and no desired count.
+        """
         try:
-            dep = self._resource("apps/v1", "Deployment").get(name=name, namespace=namespace)
+            sts = self._resource("apps/v1", "StatefulSet").get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        return dep.to_dict().get("status") or {}
+        spec = sts.get("spec") or {}
+        return {"spec": {"replicas": spec["replicas"]} if "replicas" in spec else {}, "status": sts.get("status") or {}}

@@ -96,7 +96,7 @@ async def apply_children(kube: Kube, site: Obj, ctx: SiteContext) -> list[Cond]:
             "ChildrenApplied",
             True,
             "Applied",
-            "bridge ServiceAccount and Role, routing ConfigMap, bridge Deployment, Service, "
+            "bridge ServiceAccount and Role, routing ConfigMap, bridge Service, StatefulSet, "
             "HorizontalPodAutoscaler and dashboard applied",
         )
     ]
@@ -158,8 +158,9 @@ async def reconcile_site(
         parts = await apply_children(kube, site, ctx)
         storage_cond, storage_fields = await reconcile_storage(storage, site, ctx)
         parts.append(storage_cond)
-        dep = await asyncio.to_thread(kube.deployment_status, namespace, names.bridge(name))
-        parts.append(resolve.bridge_available(names.bridge(name), dep))
+        sts = await asyncio.to_thread(kube.statefulset_state, namespace, names.bridge(name))
+        parts.append(resolve.bridge_available(names.bridge(name), sts))
+        bridge = (sts or {}).get("status") or {}
         # BridgeReady (live heartbeat Leases) is reported but stays out of Ready: see dtwin_operator.heartbeats.
         alive, live = heartbeats.bridge_ready(
             name, namespace, heartbeats.of_site(idx, namespace, name), datetime.now(UTC)
@@ -170,8 +171,8 @@ async def reconcile_site(
             "assets": len(assets),
             "sensors": len(ctx.bindings),
             "bridge": {
-                "replicas": (dep or {}).get("replicas") or 0,
-                "readyReplicas": (dep or {}).get("readyReplicas") or 0,
+                "replicas": bridge.get("replicas") or 0,
+                "readyReplicas": bridge.get("readyReplicas") or 0,
                 "liveReplicas": live,
             },
             "configHash": routing.config_hash(serialized),

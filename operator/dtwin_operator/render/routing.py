@@ -3,7 +3,7 @@
 The table is what a bridge replica loads (and hot-reloads) from its ConfigMap:
 which topics to subscribe to, and for each (topic, field) which sensor it is,
 how to parse and validate it, and which thresholds apply. Its hash goes on the
-bridge's pod template, so a change rolls the Deployment.
+bridge's pod template, so a change rolls the StatefulSet.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Everything a Site becomes in Kubernetes: bridge identity and routing, Deployment, Service, HPA, dashboard.
+"""Everything a Site becomes in Kubernetes: bridge identity and routing, StatefulSet, Service, HPA, dashboard.
 
 `site_children(ctx)` is pure: the same context always gives the same manifests
 in the same order. Owner references are added by the reconciler (they need the
@@ -42,6 +42,8 @@ def _container(ctx: SiteContext) -> dict[str, Any]:
         "env": [
             {"name": "DTWIN_BRIDGE_SITE", "value": ctx.name},
             {"name": "DTWIN_BRIDGE_NAMESPACE", "value": ctx.namespace},
+            # The bridge's own default is 9465; the port the probes and the Service use is this one.
+            {"name": "DTWIN_BRIDGE_METRICS_PORT", "value": str(METRICS_PORT)},
             {"name": "DTWIN_BRIDGE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             # The heartbeat Lease (dtwin_bridge.lease): in the pod's namespace, owned by the pod so that
             # garbage collection removes the Lease of a replica that died without deleting it.
@@ -64,17 +66,34 @@ def _container(ctx: SiteContext) -> dict[str, Any]:
     }
 
 
-def bridge_deployment(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
-    """The bridge Deployment. `replicas` is left out: the HPA owns it (server-side apply would fight it)."""
+def bridge_statefulset(ctx: SiteContext, config_hash: str) -> dict[str, Any]:
+    """The bridge StatefulSet: stable pod names, because each replica is a persistent MQTT session.
+
+    A replica's client id is `dtwin-bridge-<site>-<hostname>` (dtwin_bridge.settings), and a pod's hostname
+    is its name. The broker keeps the QoS 1 messages it delivered but that were not yet acknowledged (the
+    bridge acknowledges after the database commit) until the same client id reconnects. A Deployment
+    replaces a killed pod under a new random name, stranding them; a StatefulSet brings back
+    `dtwin-bridge-<site>-<ordinal>`, which resumes the session and gets them redelivered. It also never
+    runs two pods of one name, so two processes never fight over one session.
+
+    `replicas` is left out: the HPA owns it (server-side apply would fight it).
+    """
     selector = labels.selector(ctx.name, "bridge")
     pod_labels = labels.common(ctx.name, "bridge")
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
         "spec": {
             "selector": {"matchLabels": selector},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            # The metrics Service (bridge_service). Only a headless Service gives pods DNS records, which
+            # nothing needs (a bridge is a client), so it stays a ClusterIP Service.
+            "serviceName": names.bridge(ctx.name),
+            # Replicas share the load through a shared subscription and need no start order: scale up and
+            # down all at once instead of one ordinal at a time.
+            "podManagementPolicy": "Parallel",
+            # Pods are replaced one at a time, highest ordinal first, each under its old name.
+            "updateStrategy": {"type": "RollingUpdate"},
             "template": {
                 "metadata": {
                     "labels": pod_labels,
@@ -111,7 +130,7 @@ def bridge_hpa(ctx: SiteContext) -> dict[str, Any]:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _meta(ctx, names.bridge(ctx.name), "bridge"),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.bridge(ctx.name)},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": names.bridge(ctx.name)},
             "minReplicas": b.min_replicas,
             "maxReplicas": b.max_replicas,
             "metrics": [
@@ -143,8 +162,8 @@ def site_children(ctx: SiteContext) -> list[dict[str, Any]]:
     return [
         *bridge_rbac(ctx),
         routing_configmap(ctx, serialized),
-        bridge_deployment(ctx, routing.config_hash(serialized)),
-        bridge_service(ctx),
+        bridge_service(ctx),  # the StatefulSet's serviceName: applied first, as the StatefulSet API asks
+        bridge_statefulset(ctx, routing.config_hash(serialized)),
         bridge_hpa(ctx),
         dashboard_configmap(ctx),
     ]

@@ -1,6 +1,6 @@
 """The bridge's command line: `python -m dtwin_bridge run --routing PATH [--database-url URL] [--metrics-port N]`.
 
-The operator's Deployment passes `--routing /etc/dtwin/routing/routing.json`; everything else comes from
+The operator's StatefulSet passes `--routing /etc/dtwin/routing/routing.json`; everything else comes from
 `DTWIN_BRIDGE_*` environment variables (see `dtwin_bridge.settings`), which the options here override. The
 process exits non-zero when the task tree fails, so Kubernetes restarts it; a clean SIGTERM exits 0.
 """

@@ -52,7 +52,7 @@ class SiteConfig:
             shared_group=str(d["sharedGroup"]),
             subscriptions=tuple(str(s) for s in d["subscriptions"]),
             exclusive=d.get("subscriptionMode", "shared") == "exclusive",
-            batch_size=int(batch.get("size", 500)),
+            batch_size=int(batch.get("size", 5000)),
             flush_interval_s=int(batch.get("flushIntervalMs", 200)) / 1000,
         )
 

@@ -148,9 +148,10 @@ def _stream(run_dir: Path, twin: Twin, objects: list[dict[str, Any]], pg: Postgr
 
 
 def _available(twin: Twin, namespace: str, name: str) -> bool:
-    dep = twin.get("Deployment", namespace, name, "apps/v1") or {}
-    conds = (dep.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Available" and c["status"] == "True" for c in conds)
+    """Every replica of the bridge StatefulSet is available (a StatefulSet has no Available condition)."""
+    sts = twin.get("StatefulSet", namespace, name, "apps/v1") or {}
+    want: int = (sts.get("spec") or {}).get("replicas") or 0
+    return want > 0 and ((sts.get("status") or {}).get("availableReplicas") or 0) >= want
 
 
 @app.command()
