@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from dtwin_core.schema import StorageSpec
+from dtwin_core.streamclock import StreamClock
 from dtwin_localcp.postgres import PgServer
 from dtwin_operator.db.storage import Storage
 from dtwin_operator.indexes import Indexes, Obj
@@ -112,6 +113,35 @@ def test_refresh_patches_health_keys_of_changed_objects_only(pg_dsn: str, postgr
                 await refresh_site_health(cast(Kube, kube), None, indexes(site, assets, bindings), NS, "hq", NOW)
                 is None
             )
+        finally:
+            await storage.close()
+
+    asyncio.run(main())
+
+
+def test_replayed_history_is_judged_in_stream_time(pg_dsn: str, postgres_server: PgServer) -> None:
+    """History replayed days behind the wall (make up's 60x simulator): silence is judged against the Site's
+    newest reading, so only the sensor that really stopped is silent — not the whole asset."""
+    database = pg_dsn.rsplit("/", 1)[1].split("?")[0]
+    storage = Storage(postgres_server.dsn("{database}"))
+    site, assets, bindings = objects(database)
+    then = NOW - timedelta(days=3)
+
+    async def main() -> None:
+        kube = RecordingKube()
+        try:
+            await storage.reconcile(database, StorageSpec("site_hq"), NS, "hq", [], [])
+            pool = await storage.pool(database)
+            await pool.execute("TRUNCATE site_hq.telemetry, site_hq.alerts")
+            await pool.execute("INSERT INTO site_hq.telemetry VALUES ('p1-a', $1, 1.5)", then)
+            await pool.execute("INSERT INTO site_hq.telemetry VALUES ('p1-b', $1, 2.5)", then - timedelta(minutes=10))
+            clock = StreamClock()
+            await refresh_site_health(cast(Kube, kube), storage, indexes(site, assets, bindings), NS, "hq", NOW, clock)
+            by_name = {name: status for _, name, status in kube.patches}
+            assert by_name["p1-a"]["state"] == "Healthy"
+            assert by_name["p1-b"]["state"] == "Stale"
+            assert by_name["p1"]["state"] == "Degraded"
+            assert clock.at(NOW + timedelta(seconds=30)) == then + timedelta(seconds=30)
         finally:
             await storage.close()
 

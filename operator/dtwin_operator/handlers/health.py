@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from dtwin_core.streamclock import StreamClock
 from dtwin_operator import runtime
 from dtwin_operator.api.common import GROUP, VERSION
 from dtwin_operator.indexes import gather
@@ -23,6 +24,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
     @kopf.timer(*SITES, id="health", registry=registry, interval=cfg.health_interval, backoff=cfg.error_backoff)
     async def refresh(namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **kw: Any) -> None:
         rt = runtime.of(memo)
-        done = await refresh_site_health(rt.kube, rt.storage, gather(kw), namespace, name, datetime.now(UTC))
+        clock = memo.setdefault("stream_clock", StreamClock())  # this Site's memo: kept across refreshes
+        done = await refresh_site_health(rt.kube, rt.storage, gather(kw), namespace, name, datetime.now(UTC), clock)
         if done is not None and (done.assets or done.bindings):
             logger.debug("health: patched %d assets, %d bindings", done.assets, done.bindings)

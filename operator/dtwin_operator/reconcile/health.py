@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from dtwin_core.streamclock import StreamClock
 from dtwin_operator import health, metrics, names
 from dtwin_operator.api.sensorbinding import SensorBindingSpec
 from dtwin_operator.api.site import SiteSpec
@@ -69,10 +70,17 @@ async def _patch(kube: Kube, plural: str, objs: Iterable[Obj], desired: dict[str
 
 
 async def refresh_site_health(
-    kube: Kube, storage: Storage | None, idx: Indexes, namespace: str, name: str, now: datetime
+    kube: Kube,
+    storage: Storage | None,
+    idx: Indexes,
+    namespace: str,
+    name: str,
+    now: datetime,
+    clock: StreamClock | None = None,
 ) -> Refreshed | None:
     """Refresh the health summary of the Site's Assets and SensorBindings; None when there is nothing to read
-    (no database configured, the Site going away, or its schema not created yet)."""
+    (no database configured, the Site going away, or its schema not created yet). Silence is judged at the
+    Site's stream time (`clock`, kept by the caller across refreshes; see `dtwin_core.streamclock`)."""
     site = one(idx["sites"], (namespace, name))
     if storage is None or site is None or site.deleting:
         metrics.HEALTH_REFRESHES.labels(result="skipped").inc()
@@ -92,7 +100,11 @@ async def refresh_site_health(
         metrics.HEALTH_REFRESHES.labels(result="error").inc()
         return None
     facts, own = health.gather(bindings, rows.readings, rows.alerts, rows.rejects)
-    for_bindings, for_assets = health.site_health(facts, own, [a.name for a in assets], now)
+    clock = clock or StreamClock()
+    newest = [f.last_ts for f in facts.values() if f.last_ts is not None]
+    if newest:
+        clock.observe(max(newest), now)
+    for_bindings, for_assets = health.site_health(facts, own, [a.name for a in assets], clock.at(now))
     try:
         result = Refreshed(
             await _patch(kube, "assets", assets, for_assets),

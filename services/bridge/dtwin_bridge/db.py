@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 from opentelemetry import trace
@@ -33,6 +34,7 @@ from dtwin_bridge.rules.events import AlertEscalated, AlertOpened, AlertResolved
 from dtwin_core.schema import copy_target
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 tracer = trace.get_tracer("dtwin.bridge.db")
 DEAD_LETTER_COLUMNS = ("topic", "payload", "reason", "detail", "sensor")
 
@@ -100,21 +102,29 @@ class Writer:
                 )
             return inserted
 
-    async def write(self, batch: Batch) -> WriteResult:
-        """Store the batch; returns only once it is committed. Cancellation is the only way out."""
+    async def _until_done(self, what: Callable[[], str], op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """`op()` until it succeeds, with backoff capped at `max_backoff_s`; (its result, attempts).
+        Cancellation is the only way out: nothing the bridge took is ever dropped here."""
         delay, attempts = 0.05, 0
         while True:
             attempts += 1
             try:
-                return WriteResult(await self._write_once(batch), attempts)
+                return await op(), attempts
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # never drop: every failure is retried (see the module docstring)
-                log.warning("batch %d (%d rows) not stored: %r; retry in %.2fs", batch.seq, batch.rows, err, delay)
+            except Exception as err:  # server down, restarting, connection reset, serialization failure, timeout
+                log.warning("%s: %r; retry in %.2fs", what(), err, delay)
                 if self.on_retry:
                     self.on_retry(err)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Store the batch; returns only once it is committed."""
+        inserted, attempts = await self._until_done(
+            lambda: f"batch {batch.seq} ({batch.rows} rows) not stored", lambda: self._write_once(batch)
+        )
+        return WriteResult(inserted, attempts)
 
     async def write_alerts(self, events: Sequence[Event]) -> None:
         """Apply alert events in order, in one transaction (see the module docstring)."""
@@ -143,22 +153,20 @@ class Writer:
                 elif isinstance(e, AlertResolved):
                     await conn.execute(resolve, e.dedup_key, e.at, e.value, e.message)
 
+    async def open_alerts(self) -> list[tuple[str, str | None, str, str]]:
+        """(kind, sensor, asset, severity) of every alert still open: what a starting replica restores."""
+        sql = (
+            f"SELECT kind, sensor, asset, severity FROM \"{self.schema}\".alerts WHERE state <> 'resolved' ORDER BY id"
+        )
+        rows, _ = await self._until_done(lambda: "open alerts not read", lambda: self.pool.fetch(sql))
+        return [(r["kind"], r["sensor"], r["asset"], r["severity"]) for r in rows]
+
     async def write_alerts_retrying(self, events: Sequence[Event]) -> int:
-        """`write_alerts` until committed (backoff capped at `max_backoff_s`); returns the attempts."""
-        delay, attempts = 0.05, 0
-        while True:
-            attempts += 1
-            try:
-                await self.write_alerts(events)
-                return attempts
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # retried like batches: an alert is never dropped here
-                log.warning("%d alert events not stored: %r; retry in %.2fs", len(events), err, delay)
-                if self.on_retry:
-                    self.on_retry(err)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+        """`write_alerts` until committed; returns the attempts (called from the alerts task only)."""
+        _, attempts = await self._until_done(
+            lambda: f"{len(events)} alert events not stored", lambda: self.write_alerts(events)
+        )
+        return attempts
 
     async def close(self) -> None:
         try:

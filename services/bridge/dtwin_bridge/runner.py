@@ -219,7 +219,11 @@ async def run(settings: Settings) -> None:
         consumer.publish(topic, payload, tracing.user_properties())
 
     alerts = Alerts(config.site, prefix, publish, writer, metrics)
-    s = State(config, batcher, writer, metrics, max_unacked, Engine(config.table.routes), alerts, prefix)
+    engine = Engine(config.table.routes)
+    restored = engine.restore(await writer.open_alerts())
+    if restored:
+        log.info("rules: %d open alerts restored from the database", restored)
+    s = State(config, batcher, writer, metrics, max_unacked, engine, alerts, prefix)
     consumer = s.consumer = Consumer(
         settings.mqtt_client_id(config.site),
         config.broker_host,

@@ -193,3 +193,27 @@ def test_a_device_clock_ahead_cannot_push_stream_time_past_the_wall() -> None:
     eng.on_readings([Reading("s1", at(300), 20), Reading("s2", at(0), 20)], arrived=at(0))  # s1 runs 5 min ahead
     assert eng.judged_at(at(5)) == at(5)
     assert eng.tick(at(29)) == []
+
+
+def test_restored_alerts_are_resolved_by_a_restarted_engine() -> None:
+    """A replica restarts while alerts are open: it seeds its state from the alerts table, so the next fresh
+    reading resolves them (and a silent sensor stays stale without a second open)."""
+    eng = Engine([route("s1"), route("s2"), route("t1", asset="pump", warningHigh=30, forSeconds=20)])
+    restored = eng.restore(
+        [
+            ("stale", "s1", "ahu-1", "warning"),
+            ("stale", "s2", "ahu-1", "warning"),
+            ("offline", None, "ahu-1", "critical"),
+            ("threshold", "t1", "pump", "warning"),
+            ("stale", "gone", "ahu-1", "warning"),
+        ]
+    )
+    assert restored == 4  # "gone" is not routed any more
+    assert eng.tick(at(0)) == []  # nothing reported yet: still stale, still offline, no duplicate opens
+    assert brief(eng.on_readings([Reading("s1", at(1), 20)])) == [
+        ("AlertResolved", "s1:stale", None),
+        ("AlertResolved", "ahu-1:offline", None),
+    ]
+    assert eng.tick(at(2)) == []  # s2 stays stale
+    assert eng.on_readings([Reading("t1", at(0), 25), Reading("t1", at(10), 25)]) == []
+    assert brief(eng.on_readings([Reading("t1", at(20), 25)])) == [("AlertResolved", "t1:threshold", None)]

@@ -111,24 +111,32 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
             bridge = f"dtwin-bridge-{site}"
             wait_until(partial(_available, twin, ns, bridge), timeout, f"{bridge} to be Available")
         typer.echo(f"\nnamespace {ns}:\n{summary(twin.readiness(ns))}")
-    counts = _stream(run_dir, twin, objects, pg, mqtt.port)
+    counts, bridges = _stream(run_dir, twin, objects, pg, mqtt.port)
     kubectl = f"{plane.kubectl} --kubeconfig {plane.kubeconfig}"
+    ns = namespaces[0] if namespaces else "default"
+    psql = f"psql -h 127.0.0.1 -p {pg.port} -U postgres -d dtwin"
     typer.echo(f"""
 dtwin is up (embedded mode).
-  look:     {kubectl} get dtwin -n {namespaces[0] if namespaces else "default"}
-            {kubectl} get deploy,hpa,cm -n {namespaces[0] if namespaces else "default"}
+  look:     {kubectl} get dtwin -n {ns}        (Sites: Live bridges; Assets: State, Health, LastSeen)
+            {kubectl} get statefulset,hpa,cm,lease -n {ns}
   explain:  {kubectl} explain site.spec.storage
-  metrics:  http://127.0.0.1:9464/metrics (operator)
-  postgres: psql -h 127.0.0.1 -p {pg.port} -U postgres     (DSN {pg.dsn()})
+  metrics:  http://127.0.0.1:9464/metrics (operator); bridges: {", ".join(f"{s} :{p}" for s, p in bridges.items())}
+  postgres: {psql}     (DSN {pg.dsn()})
   mqtt:     mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/#' -v
   rows:     {", ".join(f"{s}.telemetry {n}" for s, n in counts.items())} and growing (simulator at 60x)
+  alerts:   the demo faults (services/simulator/faults-demo.yaml, truth in {run_dir}/dataplane/truth.jsonl) fire
+            within minutes: {psql} -c "select asset, kind, severity, state, message from site_plant.alerts"
+            live:  mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/+/events/alerts' -v
+  edit:     {kubectl} edit sensorbinding -n {ns} ahu-1-filter-dp   (the running bridge hot-reloads it)
   logs:     {run_dir}/operator/logs/operator.log, {run_dir}/dataplane/logs/, {run_dir}/cluster/logs/
   stop:     make down
 """)
 
 
-def _stream(run_dir: Path, twin: Twin, objects: list[dict[str, Any]], pg: Postgres, mqtt_port: int) -> dict[str, int]:
-    """Bridges for every Site, the simulator, and the first rows in every site schema."""
+def _stream(
+    run_dir: Path, twin: Twin, objects: list[dict[str, Any]], pg: Postgres, mqtt_port: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Bridges for every Site, the simulator, and the first rows in every site schema (and the bridges' ports)."""
     sites = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in objects if d["kind"] == "Site"]
     brokers = {d["spec"].get("mqtt", {}).get("port", 1883) for d in objects if d["kind"] == "Site"}
     if brokers != {mqtt_port}:
@@ -138,13 +146,13 @@ def _stream(run_dir: Path, twin: Twin, objects: list[dict[str, Any]], pg: Postgr
             mqtt_port,
         )
     root = repo_root()
-    dataplane.start_bridges(run_dir / "dataplane", twin, sites, pg)
+    bridges = dataplane.start_bridges(run_dir / "dataplane", twin, sites, pg)
     dataplane.start_simulator(
         run_dir / "dataplane", mqtt_port, root / "examples", root / "services/simulator/faults-demo.yaml"
     )
     databases = {d["spec"].get("storage", {}).get("database", "dtwin") for d in objects if d["kind"] == "Site"}
     schemas = [f"site_{name.replace('-', '_')}" for _, name in sites]
-    return dataplane.wait_for_rows(pg, databases.pop(), schemas, 120)
+    return dataplane.wait_for_rows(pg, databases.pop(), schemas, 120), bridges
 
 
 def _available(twin: Twin, namespace: str, name: str) -> bool:

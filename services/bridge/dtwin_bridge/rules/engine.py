@@ -8,26 +8,25 @@ their state (a changed threshold applies from the next reading; the level is re-
 normal and unseen, and removed ones have their open alerts resolved, so no alert is left open for a sensor
 the engine no longer watches. It holds no clock: `now` is always passed in.
 
-Which time staleness is judged at: the stream's, not the wall's. Readings handed in with their arrival time
-advance a watermark (each reading counts as `min(ts, arrived)`, so a device clock running ahead cannot push
-it); `tick(now)` judges at `watermark + (now - when the watermark last advanced)`, never past `now`. Live, the
-watermark tracks the wall clock and this is `now`; replaying history (the simulator at 60x, a backfill), the
-stream's own time is days behind the wall, and judging it by the wall would call every sensor stale and every
-asset offline. When the whole stream stops, the judged time still advances with the wall, so silence is found.
+Which time staleness is judged at: the stream's, carried forward by the wall (`dtwin_core.streamclock`);
+readings handed in with their arrival time advance it. Live this is the wall clock; replaying history it is
+the replay's own time, so a 60x replay does not call every sensor stale.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dtwin_bridge.model import Reading, Route
 from dtwin_bridge.rules import staleness, thresholds
 from dtwin_bridge.rules.events import AlertResolved, Event, Kind, dedup_key
 from dtwin_bridge.rules.staleness import Seen
 from dtwin_bridge.rules.thresholds import ThresholdRule, ThresholdState
+from dtwin_core.streamclock import StreamClock
 
 _NORMAL = ThresholdState()
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Engine:
@@ -40,7 +39,7 @@ class Engine:
         self._seen: dict[str, Seen] = {}
         self._offline: frozenset[str] = frozenset()
         self._clock: datetime | None = None  # the time the last tick judged at
-        self._watermark: tuple[datetime, datetime] | None = None  # (stream time, wall time when it last advanced)
+        self._stream = StreamClock()
         self._install(routes)
 
     def _install(self, routes: Iterable[Route]) -> None:
@@ -67,9 +66,7 @@ class Engine:
         when given, is when they reached the bridge and advances the stream watermark (module docstring)."""
         readings = list(readings)
         if arrived is not None and readings:
-            newest = min(max(r.ts for r in readings), arrived)
-            if self._watermark is None or newest > self._watermark[0]:
-                self._watermark = (newest, arrived)
+            self._stream.observe(max(r.ts for r in readings), arrived)
         events: list[Event] = []
         routes, active, seen_by, offline = self._routes, self._active, self._seen, self._offline
         for reading in readings:
@@ -94,10 +91,26 @@ class Engine:
 
     def judged_at(self, now: datetime) -> datetime:
         """The time `tick(now)` judges staleness at: stream time carried forward by the wall (see above)."""
-        if self._watermark is None:
-            return now
-        stream, wall = self._watermark
-        return min(stream + (now - wall), now)
+        return self._stream.at(now)
+
+    def restore(self, open_alerts: Iterable[tuple[str, str | None, str, str]]) -> int:
+        """Seed the state from the alerts still open in the database, as (kind, sensor, asset, severity), so a
+        restarted replica resolves what an earlier one opened (a stale sensor that reports again, a threshold
+        back to normal) instead of leaving it open forever. Returns how many were taken; alerts of sensors or
+        assets no longer routed are left alone (the hot reload path resolves those)."""
+        taken, assets = 0, {r.asset for r in self._routes.values()}
+        for kind, sensor, asset, severity in open_alerts:
+            if kind == "stale" and sensor in self._routes:
+                # Stale until a reading comes: `last` far in the past, so no tick calls it fresh by itself.
+                self._seen[sensor] = Seen(_LONG_AGO, stale=True, reported=False)
+            elif kind == "offline" and sensor is None and asset in assets:
+                self._offline = self._offline | {asset}
+            elif kind == "threshold" and sensor in self._active and severity in ("warning", "critical"):
+                self._levels[sensor] = ThresholdState(severity)  # type: ignore[arg-type]
+            else:
+                continue
+            taken += 1
+        return taken
 
     def tick(self, now: datetime) -> list[Event]:
         """Run the stale and offline checks at `judged_at(now)` (monotone: an earlier time than the last is
