@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator:$(CURDIR)/bench
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator:$(CURDIR)/bench:$(CURDIR)/services/api:$(CURDIR)/libs/dtwin_ml:$(CURDIR)/services/trainer
 RUN ?= $(CURDIR)/.run
 
 .PHONY: help venv services control-plane cluster-up cluster-down up down status crds lint test test-unit clean
@@ -64,3 +64,9 @@ bench-ingest: venv ## ingest benchmark (issue 3; ~5 min): COPY ceiling, anchors,
 	@$(PY) -m dtwin_bench.ingest $(BENCH_ARGS)
 
 bench: bench-ingest ## every benchmark; results in .bench/
+
+.PHONY: eval
+EVAL_ARGS ?=
+
+eval: venv ## ML evaluation (issue 4; ~10 min on 2 cores): simulate with faults, train, score vs baselines; EVAL_ARGS=--quick
+	@$(PY) -m dtwin_trainer.evaluate $(EVAL_ARGS)

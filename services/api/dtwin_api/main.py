@@ -1,0 +1,91 @@
+"""The app factory: `create_app(settings)` wires settings, middleware, error handlers and routes; the
+lifespan opens the asyncpg pool (and applies the `dtwin_api` migrations) and closes it on the way out.
+
+Nothing is global: the pool, token signer, rate limiter and metrics registry hang off `app.state`, so
+two apps in one process (tests) share nothing. Middleware, outermost first: request metrics and access
+log, security headers, CORS (so refusals below it still carry CORS headers a browser can read), request
+size limit. Rate limits are dependencies (`deps`): per client address on every route, per user once
+the caller is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import asyncpg
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from limits import parse_many
+from prometheus_client import CollectorRegistry
+from slowapi import Limiter
+from slowapi.util import get_remote_address
+
+from dtwin_api import errors, migrations, repo
+from dtwin_api.deps import ip_rate_limit
+from dtwin_api.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
+from dtwin_api.routes import auth, ops, sites
+from dtwin_api.security import TokenSigner
+from dtwin_api.settings import Settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        init=repo.init_connection,
+    )
+    try:
+        if settings.migrate_on_start:
+            async with pool.acquire() as conn:
+                await migrations.apply(conn)
+        app.state.pool = pool
+        yield
+    finally:
+        await pool.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="dtwin API",
+        version="0.1.0",
+        description="Sites, assets, alerts and telemetry of the dtwin digital twin, per-site authorization.",
+        lifespan=lifespan,
+        dependencies=[Depends(ip_rate_limit)],
+    )
+    app.state.settings = settings
+    app.state.signer = TokenSigner(
+        settings.jwt_secret.get_secret_value(),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        timedelta(seconds=settings.access_token_ttl_s),
+    )
+    app.state.refresh_ttl = timedelta(seconds=settings.refresh_token_ttl_s)
+    # slowapi's limiter (its `limits` storage and moving-window strategy) is used from two dependencies, not
+    # through SlowAPIMiddleware: with FastAPI >= 0.137 that middleware cannot find the handlers of included
+    # routers and silently skips every limit (https://github.com/laurentS/slowapi/issues/281); its ASGI
+    # variant also breaks streamed responses (https://github.com/laurentS/slowapi/issues/249).
+    app.state.limiter = Limiter(key_func=get_remote_address, storage_uri="memory://")
+    app.state.ip_limits = parse_many(settings.rate_limit_per_ip)
+    app.state.user_limits = parse_many(settings.rate_limit_per_user)
+    app.state.metrics_registry = CollectorRegistry()
+
+    errors.install(app)
+    for router in (ops.router, auth.router, sites.router):
+        app.include_router(router)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        max_age=600,
+    )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestMetrics, registry=app.state.metrics_registry)
+    return app

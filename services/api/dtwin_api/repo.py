@@ -1,0 +1,275 @@
+"""All SQL of the API: its own tables in `dtwin_api` and the site schemas the operator and bridge write.
+
+Site schemas come from `public.dtwin_schema_owners` (the operator's claims table) and are only ever
+looked up through a `SiteScope`, so a caller's reads reach exactly the schemas of the sites they hold a
+grant on; identifiers are quoted with `dtwin_core.schema.qualified`. Functions take a connection and
+leave transactions to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dtwin_api.authz import Role, SiteScope
+from dtwin_core.schema import qualified
+
+Row = dict[str, Any]
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Pool `init`: jsonb in and out as Python values (datetimes as ISO 8601)."""
+    await conn.set_type_codec(
+        "jsonb", encoder=lambda v: json.dumps(v, default=str), decoder=json.loads, schema="pg_catalog"
+    )
+
+
+# --- identity -----------------------------------------------------------------------------------------
+
+
+async def create_user(conn: asyncpg.Connection, username: str, password_hash: str | None) -> int:
+    return int(
+        await conn.fetchval(
+            "INSERT INTO dtwin_api.users (username, password_hash) VALUES ($1, $2) RETURNING id",
+            username,
+            password_hash,
+        )
+    )
+
+
+async def set_grant(conn: asyncpg.Connection, user_id: int, site: str, role: Role) -> None:
+    await conn.execute(
+        "INSERT INTO dtwin_api.grants (user_id, site, role) VALUES ($1, $2, $3) "
+        "ON CONFLICT (user_id, site) DO UPDATE SET role = EXCLUDED.role, granted_at = now()",
+        user_id,
+        site,
+        role.name,
+    )
+
+
+async def admin_exists(conn: asyncpg.Connection) -> bool:
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM dtwin_api.grants WHERE site = '*' AND role = 'admin')")
+    )
+
+
+async def login_row(conn: asyncpg.Connection, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, username, password_hash FROM dtwin_api.users WHERE username = $1 AND active", username
+    )
+
+
+async def active_user(conn: asyncpg.Connection, user_id: int) -> tuple[str, dict[str, Role]] | None:
+    """(username, grants) of an active user, or None."""
+    rows = await conn.fetch(
+        "SELECT u.username, g.site, g.role FROM dtwin_api.users u "
+        "LEFT JOIN dtwin_api.grants g ON g.user_id = u.id WHERE u.id = $1 AND u.active",
+        user_id,
+    )
+    if not rows:
+        return None
+    return rows[0]["username"], {r["site"]: Role[r["role"]] for r in rows if r["site"] is not None}
+
+
+async def insert_refresh(
+    conn: asyncpg.Connection, token_hash: bytes, family: uuid.UUID, user_id: int, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO dtwin_api.refresh_tokens (token_hash, family_id, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        token_hash,
+        family,
+        user_id,
+        expires_at,
+    )
+
+
+async def refresh_for_update(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT token_hash, family_id, user_id, expires_at, rotated_at, revoked_at, "
+        "  EXISTS (SELECT 1 FROM dtwin_api.refresh_tokens f WHERE f.family_id = t.family_id "
+        "          AND f.revoked_at IS NOT NULL) AS family_revoked "
+        "FROM dtwin_api.refresh_tokens t WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
+    )
+
+
+async def mark_rotated(conn: asyncpg.Connection, token_hash: bytes) -> None:
+    await conn.execute("UPDATE dtwin_api.refresh_tokens SET rotated_at = now() WHERE token_hash = $1", token_hash)
+
+
+async def revoke_family(conn: asyncpg.Connection, family: uuid.UUID) -> int:
+    status = await conn.execute(
+        "UPDATE dtwin_api.refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def insert_api_key(conn: asyncpg.Connection, prefix: str, key_hash: bytes, user_id: int, name: str) -> int:
+    return int(
+        await conn.fetchval(
+            "INSERT INTO dtwin_api.api_keys (prefix, key_hash, user_id, name) VALUES ($1, $2, $3, $4) RETURNING id",
+            prefix,
+            key_hash,
+            user_id,
+            name,
+        )
+    )
+
+
+async def api_key_row(conn: asyncpg.Connection, prefix: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, key_hash, user_id FROM dtwin_api.api_keys "
+        "WHERE prefix = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+        prefix,
+    )
+
+
+async def user_id_by_name(conn: asyncpg.Connection, username: str) -> int | None:
+    value = await conn.fetchval("SELECT id FROM dtwin_api.users WHERE username = $1", username)
+    return None if value is None else int(value)
+
+
+async def audit(
+    conn: asyncpg.Connection,
+    *,
+    actor_user_id: int | None,
+    actor: str,
+    action: str,
+    target: str,
+    site: str | None = None,
+    before: Row | None = None,
+    after: Row | None = None,
+    client: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO dtwin_api.audit_log (actor_user_id, actor, action, site, target, before, after, client) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        actor_user_id,
+        actor,
+        action,
+        site,
+        target,
+        before,
+        after,
+        client,
+    )
+
+
+# --- sites --------------------------------------------------------------------------------------------
+
+_CLAIMS_EXIST = (
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+    "WHERE schemaname = 'public' AND tablename = 'dtwin_schema_owners')"
+)
+
+
+async def sites(conn: asyncpg.Connection, scope: SiteScope) -> list[asyncpg.Record]:
+    """Claimed site schemas the scope covers, by site name. None at all before the operator's first Site."""
+    if not await conn.fetchval(_CLAIMS_EXIST):
+        return []
+    return await conn.fetch(
+        "SELECT site, namespace, schema_name FROM public.dtwin_schema_owners "
+        "WHERE $1 OR site = ANY($2::text[]) ORDER BY site, namespace",
+        scope.everything,
+        list(scope.sites),
+    )
+
+
+async def site_schemas(conn: asyncpg.Connection, site: str, scope: SiteScope) -> list[str]:
+    if not await conn.fetchval(_CLAIMS_EXIST):
+        return []
+    rows = await conn.fetch(
+        "SELECT schema_name FROM public.dtwin_schema_owners WHERE site = $1 AND ($2 OR site = ANY($3::text[]))",
+        site,
+        scope.everything,
+        list(scope.sites),
+    )
+    return [r["schema_name"] for r in rows]
+
+
+async def open_alert_counts(conn: asyncpg.Connection, schema: str) -> Row:
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE severity = 'critical') AS critical, "
+        "count(*) FILTER (WHERE severity = 'warning') AS warning "
+        f"FROM {qualified(schema, 'alerts')} WHERE state <> 'resolved'"
+    )
+    return dict(row) if row else {"critical": 0, "warning": 0}
+
+
+async def assets(conn: asyncpg.Connection, schema: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT a.name, a.kind, a.display_name, a.floor, a.zone, a.x, a.y, a.z, a.criticality, a.updated_at, "
+        f"  (SELECT count(*) FROM {qualified(schema, 'alerts')} al "
+        "    WHERE al.asset = a.name AND al.state <> 'resolved') AS open_alerts "
+        f"FROM {qualified(schema, 'assets')} a ORDER BY a.name"
+    )
+
+
+ALERT_COLUMNS = "id, sensor, asset, kind, severity, state, opened_at, acknowledged_at, resolved_at, last_value, message"
+
+
+async def alerts(
+    conn: asyncpg.Connection,
+    schema: str,
+    *,
+    state: str | None,
+    severity: str | None,
+    asset: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} "
+        "WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR severity = $2) "
+        "AND ($3::text IS NULL OR asset = $3) AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        state,
+        severity,
+        asset,
+        before_id,
+        limit,
+    )
+
+
+async def alert_for_update(conn: asyncpg.Connection, schema: str, alert_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} WHERE id = $1 FOR UPDATE", alert_id
+    )
+
+
+async def set_alert_state(conn: asyncpg.Connection, schema: str, alert_id: int, state: str) -> asyncpg.Record:
+    stamp = {"acknowledged": "acknowledged_at", "resolved": "resolved_at"}[state]
+    row = await conn.fetchrow(
+        f"UPDATE {qualified(schema, 'alerts')} SET state = $2, {stamp} = now() WHERE id = $1 RETURNING {ALERT_COLUMNS}",
+        alert_id,
+        state,
+    )
+    assert row is not None  # the caller holds the row lock
+    return row
+
+
+async def telemetry(
+    conn: asyncpg.Connection,
+    schema: str,
+    sensors: Sequence[str],
+    start: datetime,
+    end: datetime,
+    bucket: str,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Readings (bucket 'raw') or rollup rows of the sensors in [start, end), at most `limit` rows."""
+    if bucket == "raw":
+        sql = (
+            f"SELECT sensor, ts, value FROM {qualified(schema, 'telemetry')} "
+            "WHERE sensor = ANY($1::text[]) AND ts >= $2 AND ts < $3 ORDER BY sensor, ts LIMIT $4"
+        )
+    else:
+        sql = (
+            f"SELECT sensor, bucket AS ts, avg, min, max, count FROM {qualified(schema, 'telemetry_' + bucket)} "
+            "WHERE sensor = ANY($1::text[]) AND bucket >= $2 AND bucket < $3 ORDER BY sensor, bucket LIMIT $4"
+        )
+    return await conn.fetch(sql, list(sensors), start, end, limit)

@@ -1,0 +1,1 @@
+"""Thin HTTP routes: parse the request, call `repo`/domain code, shape the answer."""

@@ -1,0 +1,49 @@
+"""Process settings of the API: one pydantic-settings class, read from `DTWIN_API_*` environment variables.
+
+There is no default JWT secret on purpose: a process started without `DTWIN_API_JWT_SECRET` refuses to
+start rather than sign tokens anyone could forge. Rate limits use the `limits` notation
+(`"600/minute"`, `"10/second;300/hour"`). `cors_origins` is a JSON list (`'["https://portal.example"]'`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """What the database commands of the CLI need (they run without a JWT secret)."""
+
+    model_config = SettingsConfigDict(env_prefix="DTWIN_API_")
+
+    database_url: str = "postgresql://dtwin@127.0.0.1:5432/dtwin"
+
+
+class Settings(DatabaseSettings):
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    migrate_on_start: bool = True  # apply the dtwin_api schema migrations in the lifespan (idempotent, locked)
+
+    jwt_secret: SecretStr  # HS256 key; at least 32 bytes
+    jwt_issuer: str = "dtwin-api"
+    jwt_audience: str = "dtwin"
+    access_token_ttl_s: int = Field(default=900, ge=30)
+    refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+
+    cors_origins: list[str] = []
+    rate_limit_per_ip: str = "600/minute"  # every request, keyed by client address
+    rate_limit_per_user: str = "300/minute"  # authenticated requests, keyed by user
+    max_request_bytes: int = Field(default=1 << 20, ge=1024)
+    telemetry_max_points: int = Field(default=50_000, ge=1)  # beyond this a query is refused with 422
+    telemetry_max_sensors: int = Field(default=20, ge=1)
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("jwt_secret must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+        return value

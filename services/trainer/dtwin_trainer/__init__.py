@@ -1,0 +1,1 @@
+"""dtwin trainer: builds features from history, trains the ML tasks, evaluates them on a time split."""
