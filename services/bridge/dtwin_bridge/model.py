@@ -153,6 +153,7 @@ class RoutingTable:
     version: int = 1
     _by_topic: Mapping[str, tuple[Route, ...]] = field(init=False, repr=False, compare=False)
     _groups: Mapping[str, tuple[tuple[str, tuple[Route, ...]], ...]] = field(init=False, repr=False, compare=False)
+    _by_sensor: Mapping[str, Route] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[Route]] = {}
@@ -166,9 +167,14 @@ class RoutingTable:
             t: tuple((f, g) for f in FORMATS if (g := tuple(r for r in rs if r.format == f))) for t, rs in index.items()
         }
         object.__setattr__(self, "_groups", MappingProxyType(groups))
+        object.__setattr__(self, "_by_sensor", MappingProxyType({r.sensor: r for r in self.routes}))
 
     def on_topic(self, topic: str) -> tuple[Route, ...]:
         return self._by_topic.get(topic, ())
+
+    @property
+    def by_sensor(self) -> Mapping[str, Route]:
+        return self._by_sensor
 
     def by_format(self, topic: str) -> tuple[tuple[str, tuple[Route, ...]], ...]:
         """The topic's routes grouped by payload format, in `FORMATS` order (computed once, at load)."""

@@ -289,8 +289,15 @@ class Consumer:
             self._write(codec.pubacks(ids))
         return stale
 
-    def publish(self, topic: str, payload: bytes, user_properties: Iterable[tuple[str, str]] = ()) -> None:
-        """QoS 1, not retained; kept and resent until the broker acknowledges it (see the module docstring)."""
+    def publish(
+        self, topic: str, payload: bytes, user_properties: Iterable[tuple[str, str]] = (), qos: int = 1
+    ) -> None:
+        """Not retained. QoS 1 is kept and resent until the broker acknowledges it (see the module docstring);
+        QoS 0 is written if connected and otherwise dropped (live views)."""
+        if qos == 0:
+            if self.connected:
+                self._write(codec.publish(topic, payload, qos=0, user_properties=user_properties))
+            return
         while len(self._outgoing) >= self.max_outgoing:
             del self._outgoing[next(iter(self._outgoing))]
             self.dropped_outgoing += 1

@@ -19,8 +19,9 @@ published under it carry its context onward, so a trace runs device -> MQTT -> b
 Rules (`dtwin_bridge.alerts`): once a batch is committed, its readings go to the site's rules `Engine`; a
 `ticker` task runs its stale/offline checks every second; a hot reload replaces its routes; every event goes
 to `Alerts.emit` (metrics, MQTT `<prefix>/events/alerts`, the coalescing queue of the `alerts` writer task).
-Messages on `<prefix>/events/...` are the bridge's own events coming back through `<prefix>/#`: they are
-acked in order without being parsed (no dead letter). The engine lives in memory per replica: see the
+Committed readings are also published, QoS 0, on `<prefix>/events/telemetry` (`dtwin_bridge.live`) for the
+API's live views. Messages on `<prefix>/events/...` are the bridge's own events coming back through
+`<prefix>/#`: they are acked in order without being parsed (no dead letter). The engine lives in memory per replica: see the
 limitation in `dtwin_bridge.alerts`.
 """
 
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from opentelemetry import trace
 
-from dtwin_bridge import lease, site
+from dtwin_bridge import lease, live, site
 from dtwin_bridge.alerts import Alerts, is_own_event, topic_prefix
 from dtwin_bridge.batch import Batch, Batcher
 from dtwin_bridge.db import Writer
@@ -69,6 +70,7 @@ class State:
     alerts: Alerts
     prefix: str
     consumer: Consumer | None = None
+    live: bool = True  # publish committed readings on <prefix>/events/telemetry (dtwin_bridge.live)
     pending: dict[int, Ack] = field(default_factory=dict)  # batcher message id -> how to ack it
     traced: dict[int, trace.SpanContext] = field(default_factory=dict)  # message id -> its sender's span
     ready: list[Batch] = field(default_factory=list)  # full batches waiting for the writer
@@ -133,8 +135,11 @@ async def _store_and_ack(s: State, batch: Batch) -> None:
     started = time.monotonic()
     await s.writer.write(batch)
     s.metrics.batch(batch.rows, time.monotonic() - started)
-    if batch.readings:  # rules see stored readings only
+    if batch.readings:  # rules and live views see stored readings only
         s.alerts.emit(s.engine.on_readings(batch.readings, datetime.now(UTC)))
+        if s.live and s.consumer is not None:
+            for payload in live.payloads(s.config.site, batch.readings, s.config.table.by_sensor):
+                s.consumer.publish(live.topic(s.prefix), payload, qos=0)
     ids = s.batcher.committed(batch)
     assert s.consumer is not None
     stale = s.consumer.ack([s.pending.pop(i) for i in ids])
@@ -223,7 +228,7 @@ async def run(settings: Settings) -> None:
     restored = engine.restore(await writer.open_alerts())
     if restored:
         log.info("rules: %d open alerts restored from the database", restored)
-    s = State(config, batcher, writer, metrics, max_unacked, engine, alerts, prefix)
+    s = State(config, batcher, writer, metrics, max_unacked, engine, alerts, prefix, live=settings.live_events)
     consumer = s.consumer = Consumer(
         settings.mqtt_client_id(config.site),
         config.broker_host,

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     keepalive_s: int = 30
     reload_interval_s: float = 1.0
     db_pool_size: int = 2
+    live_events: bool = True  # committed readings on <prefix>/events/telemetry, for the API's live views
 
     def dsn(self, database: str) -> str:
         return self.database_url.replace("{database}", database)
