@@ -21,8 +21,8 @@ Rules (`dtwin_bridge.alerts`): once a batch is committed, its readings go to the
 to `Alerts.emit` (metrics, MQTT `<prefix>/events/alerts`, the coalescing queue of the `alerts` writer task).
 Committed readings are also published, QoS 0, on `<prefix>/events/telemetry` (`dtwin_bridge.live`) for the
 API's live views. Messages on `<prefix>/events/...` are the bridge's own events coming back through
-`<prefix>/#`: they are acked in order without being parsed (no dead letter). The engine lives in memory per replica: see the
-limitation in `dtwin_bridge.alerts`.
+`<prefix>/#`: they are acked in order without being parsed (no dead letter). The engine lives in memory per
+replica: see the limitation in `dtwin_bridge.alerts`.
 """
 
 from __future__ import annotations
