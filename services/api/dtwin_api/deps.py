@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, WebSocketException
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from limits import RateLimitItem
-from slowapi.util import get_remote_address
+from starlette.requests import HTTPConnection
 
 from dtwin_api import repo, security
 from dtwin_api.authz import Principal, Role
@@ -30,18 +30,26 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def _enforce(request: Request, items: list[RateLimitItem], key: tuple[str, str], what: str) -> None:
+def _enforce(request: HTTPConnection, items: list[RateLimitItem], key: tuple[str, str], what: str) -> None:
     limiter = request.app.state.limiter.limiter  # slowapi's `limits` strategy on its configured storage
     for item in items:
         if not limiter.hit(item, *key):
+            if request.scope["type"] == "websocket":
+                raise WebSocketException(1008, f"rate limit exceeded: {item} {what}")
             reset = limiter.get_window_stats(item, *key).reset_time
             retry = {"Retry-After": str(max(1, math.ceil(reset - time.time())))}
             raise ApiError(429, "rate_limited", f"rate limit exceeded: {item} {what}", retry)
 
 
-async def ip_rate_limit(request: Request) -> None:
-    """Every route: the budget of one client address (the proxy's, unless uvicorn trusts X-Forwarded-For)."""
-    _enforce(request, request.app.state.ip_limits, ("ip", get_remote_address(request)), "per client address")
+def client_address(conn: HTTPConnection) -> str:
+    """As slowapi's `get_remote_address`, for HTTP requests and WebSocket connects alike."""
+    return conn.client.host if conn.client and conn.client.host else "127.0.0.1"
+
+
+async def ip_rate_limit(request: HTTPConnection) -> None:
+    """Every route (WebSocket connects too): the budget of one client address (the proxy's, unless uvicorn
+    trusts X-Forwarded-For)."""
+    _enforce(request, request.app.state.ip_limits, ("ip", client_address(request)), "per client address")
 
 
 def get_settings(request: Request) -> Settings:

@@ -1,5 +1,6 @@
 """The app factory: `create_app(settings)` wires settings, middleware, error handlers and routes; the
-lifespan opens the asyncpg pool (and applies the `dtwin_api` migrations) and closes it on the way out.
+lifespan opens the asyncpg pool (and applies the `dtwin_api` migrations), starts the MQTT subscriber of
+the WebSocket's live events (`live.py`), and closes both on the way out.
 
 Nothing is global: the pool, token signer, rate limiter and metrics registry hang off `app.state`, so
 two apps in one process (tests) share nothing. Middleware, outermost first: request metrics and access
@@ -10,6 +11,7 @@ the caller is known.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,8 +26,9 @@ from slowapi.util import get_remote_address
 
 from dtwin_api import errors, migrations, repo
 from dtwin_api.deps import ip_rate_limit
+from dtwin_api.live import Hub, LiveMetrics, Subscriber
 from dtwin_api.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
-from dtwin_api.routes import auth, ops, sites
+from dtwin_api.routes import auth, ops, sites, ws
 from dtwin_api.security import TokenSigner
 from dtwin_api.settings import Settings
 
@@ -44,7 +47,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             async with pool.acquire() as conn:
                 await migrations.apply(conn)
         app.state.pool = pool
-        yield
+        subscriber = None
+        if settings.mqtt_enabled:
+            subscriber = Subscriber(app.state.hub, settings.mqtt_host, settings.mqtt_port, asyncio.get_running_loop())
+            subscriber.start()
+        app.state.subscriber = subscriber
+        try:
+            yield
+        finally:
+            if subscriber is not None:
+                await asyncio.to_thread(subscriber.stop)
     finally:
         await pool.close()
 
@@ -73,9 +85,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ip_limits = parse_many(settings.rate_limit_per_ip)
     app.state.user_limits = parse_many(settings.rate_limit_per_user)
     app.state.metrics_registry = CollectorRegistry()
+    app.state.live_metrics = LiveMetrics(app.state.metrics_registry)
+    app.state.hub = Hub(settings.mqtt_topic_prefix_template, app.state.live_metrics)
 
     errors.install(app)
-    for router in (ops.router, auth.router, sites.router):
+    for router in (ops.router, auth.router, sites.router, ws.router):
         app.include_router(router)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -273,3 +273,42 @@ async def telemetry(
             "WHERE sensor = ANY($1::text[]) AND bucket >= $2 AND bucket < $3 ORDER BY sensor, bucket LIMIT $4"
         )
     return await conn.fetch(sql, list(sensors), start, end, limit)
+
+
+# --- WebSocket resume -------------------------------------------------------------------------------------
+
+
+async def replay_readings(
+    conn: asyncpg.Connection,
+    schema: str,
+    since: datetime,
+    assets: Sequence[str] | None,
+    metrics: Sequence[str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """The newest `limit` readings after `since` (labelled from the sensor registry), oldest first."""
+    return await conn.fetch(
+        "SELECT * FROM ("
+        f"SELECT t.sensor, s.asset, s.metric, s.canonical_unit AS unit, t.ts, t.value "
+        f"FROM {qualified(schema, 'telemetry')} t LEFT JOIN {qualified(schema, 'sensors')} s ON s.name = t.sensor "
+        "WHERE t.ts > $1 AND ($2::text[] IS NULL OR s.asset = ANY($2)) AND ($3::text[] IS NULL OR s.metric = ANY($3)) "
+        "ORDER BY t.ts DESC, t.sensor DESC LIMIT $4) newest ORDER BY ts, sensor",
+        since,
+        assets,
+        metrics,
+        limit,
+    )
+
+
+async def replay_alerts(
+    conn: asyncpg.Connection, schema: str, since: datetime, assets: Sequence[str] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Alerts still open, or opened/acknowledged/resolved after `since`, oldest first (at most `limit`)."""
+    return await conn.fetch(
+        f"SELECT * FROM (SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} "
+        "WHERE (state <> 'resolved' OR opened_at > $1 OR acknowledged_at > $1 OR resolved_at > $1) "
+        "AND ($2::text[] IS NULL OR asset = ANY($2)) ORDER BY id DESC LIMIT $3) newest ORDER BY id",
+        since,
+        assets,
+        limit,
+    )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dtwin_api.live import check_template
+
 
 class DatabaseSettings(BaseSettings):
     """What the database commands of the CLI need (they run without a JWT secret)."""
@@ -37,9 +39,25 @@ class Settings(DatabaseSettings):
     telemetry_max_points: int = Field(default=50_000, ge=1)  # beyond this a query is refused with 422
     telemetry_max_sensors: int = Field(default=20, ge=1)
 
+    mqtt_enabled: bool = True  # subscribe to the bridge's live events (the WebSocket has no data without it)
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_topic_prefix_template: str = "sites/{site}"  # the Site CR's prefix; `{site}` one whole topic level
+    ws_heartbeat_s: float = Field(default=15.0, gt=0)
+    ws_subscribe_timeout_s: float = Field(default=10.0, gt=0)  # connect -> subscribe message
+    ws_outbox_max_readings: int = Field(default=5000, ge=1)  # per client; beyond it: latest value per sensor
+    ws_alert_backlog_max: int = Field(default=1000, ge=1)  # per client; beyond it the client is closed (1013)
+    ws_replay_max_rows: int = Field(default=10_000, ge=1)  # resume: newest rows after `since`
+    ws_replay_max_age_s: int = Field(default=3600, ge=1)  # resume: never further back than this
+
     host: str = "0.0.0.0"
     port: int = 8080
     log_level: str = "INFO"
+
+    @field_validator("mqtt_topic_prefix_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return check_template(value)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -44,6 +44,7 @@ def settings_for(dsn: str, **overrides: Any) -> Settings:
         "db_pool_max": 4,
         "rate_limit_per_ip": "10000/minute",
         "rate_limit_per_user": "10000/minute",
+        "mqtt_enabled": False,  # the WebSocket tests turn it on with their broker
     } | overrides
     return Settings(**values)
 

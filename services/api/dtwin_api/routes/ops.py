@@ -20,7 +20,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "the database is unreachable"}})
 async def ready(request: Request) -> JSONResponse:
-    """The database answers within 2 s. (Broker and API server checks come with the WebSocket slice.)"""
+    """The database answers within 2 s; the live-event broker's state is reported alongside, not required."""
     pool: asyncpg.Pool = request.app.state.pool
     try:
         async with asyncio.timeout(2):
@@ -28,7 +28,10 @@ async def ready(request: Request) -> JSONResponse:
                 await conn.fetchval("SELECT 1")
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
         return JSONResponse({"error": "not_ready", "message": f"database: {type(err).__name__}"}, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+    # The broker is reported, not required: REST works without it, and the subscriber reconnects by itself.
+    subscriber = request.app.state.subscriber
+    broker = "disabled" if subscriber is None else "subscribed" if subscriber.subscribed.is_set() else "connecting"
+    return JSONResponse({"status": "ready", "database": "ok", "broker": broker})
 
 
 @router.get("/metrics", include_in_schema=False)
