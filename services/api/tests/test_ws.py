@@ -28,17 +28,14 @@ from dtwin_api.authz import Role
 from dtwin_api.live import Client
 from dtwin_api.main import create_app
 from dtwin_api.settings import Settings
+from dtwin_localcp.kubeapi import wait_until
 
 HEARTBEAT_S = 0.3
 OUTBOX = 500
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(condition, timeout, what, interval=0.02)
 
 
 @dataclass
