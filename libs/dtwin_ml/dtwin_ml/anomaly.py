@@ -5,7 +5,8 @@ normal. `score` compares each row with that profile: the mean of the `top` large
 [0, 1] so that 0.5 is the `calibration` quantile of raw scores on the normal window; `explain` names the features
 that drove a row. Each row uses only its own (causal) features, so scoring a stream step by step gives the same
 numbers as scoring it whole. Only features that describe behaviour rather than weather-driven level are used:
-residuals against the learned profile, short-window spread, slopes, spectral energy, missing data, deltas.
+residuals against the learned profile, short-window spread, slopes, spectral energy, missing data, deltas and,
+when the history has per-bucket extremes, in-range spikes and readings stuck away from their resting values.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ ANOMALY_SUFFIXES = (
     "jump",
     "flat",
     "missing",
+    "spike",
+    "spike_36",
+    "stuck",
 )
 
 
@@ -78,7 +82,7 @@ class AnomalyModel:
                 lo, hi = np.nanquantile(v, [0.05, 0.95]) if np.isfinite(v).any() else (0.0, 0.0)
                 spread[base] = float(hi - lo) or 1e-3 * (1 + float(np.nanmax(np.abs(v), initial=0.0)))
             s = 0.02 * spread[base]
-            out[j] = 0.05 if kind in ("missing", "flat") else s * s if kind == "spec_energy" else s
+            out[j] = 0.05 if kind in ("missing", "flat", "still", "stuck") else s * s if kind == "spec_energy" else s
         return np.maximum(out, 1e-9)
 
     def z(self, features: pd.DataFrame) -> np.ndarray:

@@ -1,13 +1,15 @@
 """The one feature module: what the trainer, the bentos and the CLI compute from an asset's history.
 
 Input is a frame of one asset's metrics on a regular grid (a tz-aware DatetimeIndex, one column per metric, NaN
-where nothing was reported); output is a frame on the same index with, per metric, rolling mean/std/min/max over
-several windows, slopes, the residual against a learned daily/weekly `Profile`, spectral energy for vibration-like
-signals, a robust outlier level (jumps away from the recent median), the share of repeated values (a stuck sensor)
-and of missing buckets, then deltas between related metrics (supply vs return, setpoint vs actual) and the local
-time of day and day of week. Every feature is causal: the row at time t reads only rows at or before t (rolling
-windows look back, gaps are forward-filled, the profile is fitted beforehand on training data), so a model scores a
-live stream exactly as it was evaluated. Any set of metrics works; nothing here knows the simulator.
+where nothing was reported) and, when the history keeps them, each bucket's min/max/count; output is a frame on the
+same index with, per metric, rolling mean/std/min/max over several windows, slopes, the residual against a learned
+daily/weekly `Profile`, spectral energy for vibration-like signals, a robust outlier level (jumps away from the
+recent median), the share of repeated values (a stuck sensor) and of missing buckets, and from the extremes the
+spikes a mean averages away and readings frozen away from their resting values; then deltas between related
+metrics (supply vs return, setpoint vs actual) and the local time of day and day of week. Every feature is causal:
+the row at time t reads only rows at or before t (rolling windows look back, gaps are forward-filled, the profile
+is fitted beforehand on training data), so a model scores a live stream exactly as it was evaluated. Any set of
+metrics works; nothing here knows the simulator.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ VIBRATION_WORDS = frozenset({"vibration", "vib", "accel", "acceleration"})
 COUNTER_WORDS = frozenset({"energy", "kwh", "total", "counter", "count", "consumption", "runtime", "hours"})
 _PAIR_SWAPS = (("supply", "return"), ("leaving", "entering"), ("discharge", "suction"))
 _SETPOINT = re.compile(r"^(?P<base>.+?)_(setpoint|sp|set)$")
+REST_DECIMALS = 6
+MAX_REST = 8
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Profile:
 
     timezone: str = "UTC"
     table: dict[str, list[float]] = field(default_factory=dict)  # metric -> 48 values: weekdays 0-23, weekend 0-23
+    rest: dict[str, list[float]] = field(default_factory=dict)  # metric -> values it sat still at (e.g. 0 when off)
 
     @staticmethod
     def _slots(index: pd.DatetimeIndex, timezone: str) -> np.ndarray:
@@ -88,19 +93,37 @@ class Profile:
         return np.asarray((local.dayofweek >= 5) * 24 + local.hour, dtype=int)
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, timezone: str = "UTC", config: FeatureConfig | None = None) -> Profile:
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        timezone: str = "UTC",
+        config: FeatureConfig | None = None,
+        stats: pd.DataFrame | None = None,
+    ) -> Profile:
+        """`stats` (the per-bucket extremes, see `build`) adds each metric's resting values (`rest`)."""
         config = config or FeatureConfig()
         slots = cls._slots(pd.DatetimeIndex(frame.index), timezone)
-        table = {}
+        table, rest = {}, {}
         for m in frame.columns:
             x = frame[m].astype(float)
             x = x.diff() if is_counter(str(m), config) else x
-            by = x.groupby(slots).median().reindex(range(48))
-            # A slot never seen falls back to the same hour of the other day type, then to the metric's median.
-            hourly = x.groupby(slots % 24).median()
-            filled = [by[s] if pd.notna(by[s]) else hourly.get(s % 24, np.nan) for s in range(48)]
-            table[str(m)] = [float(v) if pd.notna(v) else float(x.median()) for v in filled]
-        return cls(timezone, table)
+            table[str(m)] = cls._table(x, slots, "median")
+            if stats is not None and not is_counter(str(m), config) and f"{m}:min" in stats:
+                still = _still_steps(str(m), x.ffill(limit=config.fill_limit), stats.reindex(frame.index)) > 0
+                values = x[still].round(REST_DECIMALS).value_counts()
+                # The values it rests at often (0 when off, a clamp): a handful at most; a metric still most of the
+                # time (a setpoint) cannot be told stuck from resting at all, so it gets none and is never "stuck".
+                if still.mean() < 0.9:
+                    rest[str(m)] = sorted(float(v) for v in values[values >= 3].index[:MAX_REST])
+        return cls(timezone, table, rest)
+
+    @staticmethod
+    def _table(x: pd.Series, slots: np.ndarray, how: str) -> list[float]:
+        by = x.groupby(slots).agg(how).reindex(range(48))
+        # A slot never seen falls back to the same hour of the other day type, then to the metric's median.
+        hourly = x.groupby(slots % 24).agg(how)
+        filled = [by[s] if pd.notna(by[s]) else hourly.get(s % 24, np.nan) for s in range(48)]
+        return [float(v) if pd.notna(v) else float(x.agg(how)) for v in filled]
 
     def expected(self, index: pd.DatetimeIndex, metric: str) -> np.ndarray:
         if metric not in self.table:
@@ -132,10 +155,61 @@ def _spectral(x: pd.Series, w: int) -> tuple[np.ndarray, np.ndarray]:
     return energy, high
 
 
-def _metric(x: pd.Series, name: str, config: FeatureConfig, profile: Profile | None, step_h: float) -> dict:
+def _still_steps(name: str, v: pd.Series, stats: pd.DataFrame) -> pd.Series:
+    """1.0 for a bucket whose several readings were all equal (a single reading: its mean repeats the previous
+    bucket's), 0.0 otherwise or without readings. Noisy transmitters practically never repeat a value exactly."""
+    lo = stats[f"{name}:min"].astype(float)
+    hi = stats[f"{name}:max"].astype(float)
+    n = stats[f"{name}:count"].astype(float).fillna(0.0) if f"{name}:count" in stats else (~hi.isna()) * 2.0
+    zero = (hi - lo).abs() <= 1e-9 * (1.0 + hi.abs())
+    same = v.diff().abs() <= 1e-9 * (1.0 + v.abs())
+    return pd.Series(np.where(n >= 2, zero, same & (n == 1)), index=v.index, dtype=float)
+
+
+def _extremes(
+    name: str, v: pd.Series, stats: pd.DataFrame, config: FeatureConfig, profile: Profile | None
+) -> dict[str, pd.Series]:
+    """Features of the per-bucket min/max/count (`stats`) that the bucket means average away.
+
+    `spike`: how far the bucket's farthest reading sits from the bucket's own mean, averaged over 1 h and 6 h; one
+    in-range outlier among a bucket's readings barely moves its mean but sets its min or max, while a load swing
+    within ten minutes moves both ends about equally (measured from the bucket's own mean rather than from
+    earlier buckets, a steady ramp is not mistaken for an outlier).
+    `still`: the share of still buckets (see `_still_steps`) over 1 h; `stuck`: the share of buckets still at a
+    value other than the metric's resting values learned by the profile (a transmitter frozen while its asset
+    runs, not one that reads 0 every night). Without a profile, or for a metric still most of the time (a
+    setpoint), there is no `stuck`.
+    """
+    lo = stats[f"{name}:min"].astype(float)
+    hi = stats[f"{name}:max"].astype(float)
+    excursion = np.maximum(hi - v, v - lo).fillna(0.0)  # NaN (no readings in the bucket) counts as none
+    still = _still_steps(name, v, stats)
+    short, mid = config.windows[0], config.windows[1]
+    out = {
+        f"{name}:spike": excursion.rolling(short, min_periods=1).mean(),
+        f"{name}:spike_{mid}": excursion.rolling(mid, min_periods=1).mean(),
+        f"{name}:still": still.rolling(short, min_periods=1).mean(),
+    }
+    rest = profile.rest.get(name) if profile is not None else None
+    if rest is not None:
+        resting = v.round(REST_DECIMALS).isin(rest)
+        stuck = still.where(~resting, 0.0) if rest else still
+        out[f"{name}:stuck"] = stuck.rolling(short, min_periods=1).mean()
+    return out
+
+
+def _metric(
+    x: pd.Series,
+    name: str,
+    config: FeatureConfig,
+    profile: Profile | None,
+    step_h: float,
+    stats: pd.DataFrame | None = None,
+) -> dict:
     raw = x.astype(float)
     v = raw.ffill(limit=config.fill_limit)
-    if is_counter(name, config):
+    counter = is_counter(name, config)
+    if counter:
         v = v.diff()
     out: dict[str, pd.Series | np.ndarray] = {f"{name}:value": v}
     for w in config.windows:
@@ -161,7 +235,17 @@ def _metric(x: pd.Series, name: str, config: FeatureConfig, profile: Profile | N
     same = (v.diff().abs() <= 1e-9 * (1.0 + v.abs())).astype(float)
     out[f"{name}:flat"] = same.rolling(config.windows[0], min_periods=1).mean()
     out[f"{name}:missing"] = raw.isna().astype(float).rolling(config.windows[0], min_periods=1).mean()
+    if stats is not None and not counter and f"{name}:min" in stats and f"{name}:max" in stats:
+        out.update(_extremes(name, v, stats, config, profile))
     return out
+
+
+def bucket_stats(readings: pd.Series, freq: str) -> tuple[pd.Series, pd.DataFrame]:
+    """Raw readings of one metric (tz-aware index) -> bucket means and the `stats` columns `build` reads."""
+    name = str(readings.name or "value")
+    g = readings.astype(float).resample(freq, label="left", closed="left")
+    stats = pd.DataFrame({f"{name}:min": g.min(), f"{name}:max": g.max(), f"{name}:count": g.count().astype(float)})
+    return g.mean().rename(name), stats
 
 
 def calendar(index: pd.DatetimeIndex, timezone: str = "UTC") -> pd.DataFrame:
@@ -180,8 +264,17 @@ def calendar(index: pd.DatetimeIndex, timezone: str = "UTC") -> pd.DataFrame:
     )
 
 
-def build(frame: pd.DataFrame, config: FeatureConfig | None = None, profile: Profile | None = None) -> pd.DataFrame:
-    """Every feature of one asset's grid `frame` (sorted tz-aware DatetimeIndex, one column per metric)."""
+def build(
+    frame: pd.DataFrame,
+    config: FeatureConfig | None = None,
+    profile: Profile | None = None,
+    stats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every feature of one asset's grid `frame` (sorted tz-aware DatetimeIndex, one column per metric).
+
+    `stats`, when the history has them, holds each bucket's `<metric>:min`, `<metric>:max` and `<metric>:count`
+    on the same index (see `bucket_stats`); they add the spike and stillness features of every metric they cover.
+    """
     config = config or FeatureConfig()
     index = pd.DatetimeIndex(frame.index)
     if index.tz is None:
@@ -191,7 +284,7 @@ def build(frame: pd.DataFrame, config: FeatureConfig | None = None, profile: Pro
     step_h = float(np.median(np.diff(index.asi8))) / 3.6e12 if len(index) > 1 else 1.0
     cols: dict[str, pd.Series | np.ndarray] = {}
     for m in frame.columns:
-        cols.update(_metric(frame[m], str(m), config, profile, step_h))
+        cols.update(_metric(frame[m], str(m), config, profile, step_h, stats))
     for a, b in related_pairs(map(str, frame.columns), config.pairs):
         delta = frame[a].ffill(limit=config.fill_limit) - frame[b].ffill(limit=config.fill_limit)
         cols[f"{a}-{b}:delta"] = delta

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from dtwin_ml import features
+from dtwin_ml.anomaly import anomaly_columns
 
 
 def _frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -86,3 +87,58 @@ def test_any_metric_set_and_calendar() -> None:
     assert f["cal:hour_sin"].iloc[6] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="timezone-aware"):
         features.build(pd.DataFrame({"x": [1.0]}, index=pd.DatetimeIndex(["2026-01-01"])))
+
+
+def _readings(days: int = 6, seed: int = 3) -> pd.Series:
+    """A load-cycling signal read every 2 min: a daily swing much wider than its noise."""
+    rng = np.random.default_rng(seed)
+    n = days * 720
+    index = pd.date_range("2026-01-05", periods=n, freq="2min", tz="UTC")
+    hours = np.arange(n) / 30
+    return pd.Series(50 + 20 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.5, n), index, name="motor_current")
+
+
+def test_in_range_spikes_survive_bucketing_in_the_extremes() -> None:
+    raw = _readings()
+    spiky = raw.copy()
+    rng = np.random.default_rng(7)
+    at = np.flatnonzero(rng.random(len(raw)) < 0.05)
+    at = at[at >= 5 * 720]  # spikes on day 5 only, 12-20 units: inside the signal's normal 30-70 range
+    spiky.iloc[at] += rng.choice([-1.0, 1.0], len(at)) * rng.uniform(12, 20, len(at))
+    means, stats = features.bucket_stats(spiky, "10min")
+    assert len(means) == 6 * 144 and stats["motor_current:count"].eq(5).all()
+    assert stats["motor_current:max"].max() < 100 and stats["motor_current:min"].min() > 0
+    f = features.build(means.to_frame(), stats=stats)
+    normal, spiking = f.iloc[144 : 5 * 144], f.iloc[5 * 144 + 36 :]
+    # The spike feature jumps several-fold, the means-only outlier level far less.
+    assert spiking["motor_current:spike_36"].median() > 4 * normal["motor_current:spike_36"].quantile(0.99)
+    gain_spike = spiking["motor_current:spike"].mean() / normal["motor_current:spike"].mean()
+    gain_jump = spiking["motor_current:jump"].mean() / normal["motor_current:jump"].mean()
+    assert gain_spike > 2 * gain_jump
+    # Without the extremes the features simply are not there (the means-only history of before).
+    assert "motor_current:spike" not in features.build(means.to_frame())
+
+
+def test_still_and_stuck_see_a_frozen_transmitter_but_not_one_resting_at_zero() -> None:
+    raw = _readings(days=4)
+    hours = (np.arange(len(raw)) / 30) % 24
+    raw[(hours < 6) | (hours >= 20)] = 0.0  # the asset is off at night and its transmitter reads exactly 0
+    raw.iloc[3 * 720 + 300 : 3 * 720 + 500] = raw.iloc[3 * 720 + 299]  # day 4, 10:00-16:40: frozen at ~70
+    means, stats = features.bucket_stats(raw, "10min")
+    profile = features.Profile.fit(means.iloc[:288].to_frame(), stats=stats.iloc[:288])
+    assert profile.rest["motor_current"] == [0.0]
+    f = features.build(means.to_frame(), profile=profile, stats=stats)
+    still, stuck = f["motor_current:still"], f["motor_current:stuck"]
+    night, day = slice(3 * 144 + 12, 3 * 144 + 30), slice(3 * 144 + 42, 3 * 144 + 60)  # day 4, 02:00-05:00, 07:00-10:00
+    frozen = slice(3 * 144 + 66, 3 * 144 + 100)  # buckets 1 h or more into the frozen span
+    assert still.iloc[night].eq(1.0).all() and stuck.iloc[night].eq(0.0).all()  # resting: still, not stuck
+    assert still.iloc[day].eq(0.0).all() and stuck.iloc[day].eq(0.0).all()
+    assert stuck.iloc[frozen].eq(1.0).all()
+    # The anomaly columns take `stuck` (not `still`, which is 1 every night) and `spike`.
+    cols = anomaly_columns(f.columns)
+    assert "motor_current:stuck" in cols and "motor_current:spike" in cols and "motor_current:still" not in cols
+    # Causal like every feature: a later freeze does not change earlier rows.
+    later = raw.copy()
+    later.iloc[-100:] = later.iloc[-101]
+    m2, s2 = features.bucket_stats(later, "10min")
+    pd.testing.assert_frame_equal(features.build(m2.to_frame(), profile=profile, stats=s2).iloc[:-25], f.iloc[:-25])

@@ -100,3 +100,34 @@ def test_a_periodic_load_is_forecast_better_than_persistence() -> None:
         energy.mape(y[test], energy.persistence(y, 24)[test]), energy.mape(y[test], energy.persistence(y, 168)[test])
     )
     assert ours < 10
+
+
+def test_in_range_spikes_are_detected_from_the_bucket_extremes() -> None:
+    rng = np.random.default_rng(5)
+    n = 10 * 720  # ten days read every 2 min
+    index = pd.date_range("2026-01-05", periods=n, freq="2min", tz="UTC")
+    raw = pd.Series(50 + 20 * np.sin(2 * np.pi * np.arange(n) / 720) + rng.normal(0, 0.5, n), index, name="current")
+    at = np.flatnonzero(rng.random(n) < 0.05)
+    at = at[(at >= 9 * 720) & (at < 9 * 720 + 360)]  # day 10, 00:00-12:00: spikes of 12-20, inside the 30-70 swing
+    raw.iloc[at] += rng.choice([-1.0, 1.0], len(at)) * rng.uniform(12, 20, len(at))
+    means, stats = features.bucket_stats(raw, "10min")
+    fault = Window("a", means.index[9 * 144], means.index[9 * 144 + 72], "spiking_sensor", "s1")
+    scored = np.arange(len(means)) >= 7 * 144  # days 8-10: two clean days, then the fault
+    detected = {}
+    for name, extremes in (("with extremes", stats), ("means only", None)):
+        profile = features.Profile.fit(means.iloc[144 : 4 * 144].to_frame(), stats=stats.iloc[144 : 4 * 144])
+        f = features.build(means.to_frame(), profile=profile, stats=extremes)
+        model = AnomalyModel(top=1).fit(f.iloc[4 * 144 : 7 * 144])
+        flag = persist_flags(model.score(f) >= 0.8, 3) & scored
+        t = score(pd.DatetimeIndex(means.index), flag, [fault])
+        detected[name] = t
+        if extremes is not None:
+            assert t.detected == 1 and t.precision == 1.0, (t.detected, t.episodes)
+            top = model.explain(f.loc[[t.first_alert["s1"]]])[0]
+            assert top[0][0].startswith("current:spike")
+    assert detected["means only"].detected == 0  # averaged away in the 10-minute means
+
+
+def persist_flags(flag: np.ndarray, k: int) -> np.ndarray:
+    s = pd.Series(flag.astype(float)).rolling(k, min_periods=k).min()
+    return np.asarray(s.fillna(0).to_numpy() > 0)

@@ -84,8 +84,9 @@ def prepare(run: Run, asset: str) -> AssetData:
     tz = run.timezones.get(asset, "UTC")
     rows = np.flatnonzero(normal)
     half = rows[: len(rows) // 2]
-    profile = features.Profile.fit(frame.iloc[half], tz)
-    feats = features.build(frame, features.FeatureConfig(timezone=tz), profile)
+    stats = run.stats.get(asset)
+    profile = features.Profile.fit(frame.iloc[half], tz, stats=None if stats is None else stats.iloc[half])
+    feats = features.build(frame, features.FeatureConfig(timezone=tz), profile, stats)
     rest = np.zeros(len(index), dtype=bool)
     rest[rows[len(rows) // 2 :]] = True
     return AssetData(run, asset, frame, feats, faults, failures, rest)

@@ -3,7 +3,8 @@
 A run simulates the whole demo campus for `days` days with the seed's fault plan; the first `train_days` are the
 training period and the rest the test period, and no fault window straddles the boundary. Runs are independent,
 so they are generated in parallel worker processes; each is cached under `.bench/cache/` keyed by everything that
-shapes it (seed, days, split, sampling, bucket and the plan's version), because generating is the slow part.
+shapes it (seed, days, split, sampling, bucket, the plan's and the history format's versions), because generating
+is the slow part.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dtwin_trainer import history, scenario
 
 START = "2026-01-05T00:00:00Z"  # a Monday
 PLAN_VERSION = 1
+HISTORY_VERSION = 2  # 2: per-bucket min/max/count next to the means
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class RunConfig:
         return pd.Timestamp(self.start_ms + self.train_days * scenario.DAY, unit="ms", tz="UTC")
 
     def key(self) -> str:
-        text = f"{PLAN_VERSION}|{self.seed}|{self.days}|{self.train_days}|{self.sample_s}|{self.bucket_s}|{self.site}"
+        parts = (PLAN_VERSION, HISTORY_VERSION, self.seed, self.days, self.train_days, self.sample_s)
+        text = "|".join(map(str, (*parts, self.bucket_s, self.site)))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -51,6 +54,7 @@ class RunConfig:
 class Run:
     config: RunConfig
     frames: dict[str, pd.DataFrame]  # asset -> bucket means
+    stats: dict[str, pd.DataFrame]  # asset -> per-bucket `<metric>:min|max|count`
     truth: list[dict[str, Any]]
     timezones: dict[str, str]  # asset -> its site's timezone
     kinds: dict[str, str]  # asset -> kind
@@ -64,7 +68,7 @@ def generate(config: RunConfig) -> Run:
     split_ms = config.start_ms + config.train_days * scenario.DAY
     end_ms = config.start_ms + config.days * scenario.DAY
     plan = scenario.plan(demo.fleet, config.seed, config.start_ms, split_ms, end_ms)
-    frames = history.simulate(
+    hist = history.simulate(
         demo, plan.faults, seed=config.seed, start_ms=config.start_ms, end_ms=end_ms, bucket_s=config.bucket_s
     )
     fleet = demo.fleet
@@ -73,7 +77,8 @@ def generate(config: RunConfig) -> Run:
         thresholds.setdefault(r.asset, {})[r.metric] = (r.unit, r.thresholds)
     return Run(
         config,
-        frames,
+        hist.frames,
+        hist.stats,
         list(plan.truth),
         {a.name: fleet.site(a.site).timezone for a in fleet.assets},
         {a.name: a.kind for a in fleet.assets},

@@ -3,8 +3,9 @@
 No broker and no database: `stream.messages` yields the bytes devices would publish, `dtwin_bridge.parse.parse`
 with the routing table the operator renders (`dtwin_operator.render.routing.table`) turns them into readings in
 canonical units (rejecting what the bridge rejects, e.g. a spike beyond the binding's validRange), and the
-readings are averaged into fixed buckets per (asset, metric). The result is what a query of the site's history
-would return at that resolution, so the same frames could later come from the database instead.
+readings are reduced to fixed buckets per (asset, metric): mean, min, max and count. The result is what a query of
+the site's history (a continuous aggregate) would return at that resolution, so the same frames could later come
+from the database instead.
 """
 
 from __future__ import annotations
@@ -77,16 +78,30 @@ def load_demo(examples: Path = EXAMPLES, *, sample_s: int = 0) -> Demo:
     return Demo(fleet, routing_tables(docs))
 
 
+@dataclass(frozen=True)
+class History:
+    """Per asset, the bucket means (`frames`) and each bucket's min, max and reading count (`stats`, columns
+    `<metric>:min|max|count`): what a continuous aggregate of the site's telemetry would return. The means alone
+    average an in-range spike away; the extremes keep it, and a zero min-max range over several readings is a
+    stuck transmitter."""
+
+    frames: dict[str, pd.DataFrame]
+    stats: dict[str, pd.DataFrame]
+
+
 def simulate(
     demo: Demo, faults: Iterable[Fault], *, seed: int, start_ms: int, end_ms: int, bucket_s: int = 600
-) -> dict[str, pd.DataFrame]:
-    """Per asset, a frame of bucket means (index: bucket start, UTC; columns: metrics; NaN where nothing came)."""
+) -> History:
+    """Per asset, bucket means (index: bucket start, UTC; columns: metrics; NaN where nothing came) and extremes."""
     by_topic = {topic: t for t in demo.tables.values() for topic in t.topics}
     routes = demo.routes
     bucket_ms = bucket_s * 1000
     n = (end_ms - start_ms + bucket_ms - 1) // bucket_ms
+    # Plain lists: indexing them per reading is several times faster than indexing numpy arrays.
     sums: dict[str, list[float]] = {s: [0.0] * n for s in routes}
     counts: dict[str, list[int]] = {s: [0] * n for s in routes}
+    lows: dict[str, list[float]] = {s: [np.inf] * n for s in routes}
+    highs: dict[str, list[float]] = {s: [-np.inf] * n for s in routes}
     for msg in stream.messages(demo.fleet, tuple(faults), seed=seed, start_ms=start_ms, end_ms=end_ms):
         table = by_topic.get(msg.topic)
         if table is None:
@@ -95,15 +110,28 @@ def simulate(
         i = (msg.t_ms - start_ms) // bucket_ms
         for item in parse(msg.topic, msg.payload, table, datetime.fromtimestamp(msg.t_ms / 1000, UTC)):
             if isinstance(item, Reading):
-                sums[item.sensor][i] += item.value
+                v = item.value
+                sums[item.sensor][i] += v
                 counts[item.sensor][i] += 1
+                if v < lows[item.sensor][i]:
+                    lows[item.sensor][i] = v
+                if v > highs[item.sensor][i]:
+                    highs[item.sensor][i] = v
     index = pd.date_range(pd.Timestamp(start_ms, unit="ms", tz="UTC"), periods=n, freq=f"{bucket_s}s")
-    frames: dict[str, dict[str, np.ndarray]] = {}
+    means: dict[str, dict[str, np.ndarray]] = {}
+    extremes: dict[str, dict[str, np.ndarray]] = {}
     for sensor, route in routes.items():
         c = np.asarray(counts[sensor], dtype=float)
         if not c.any():
             continue
+        seen = c > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(c > 0, np.asarray(sums[sensor]) / c, np.nan)
-        frames.setdefault(route.asset, {})[route.metric] = mean
-    return {asset: pd.DataFrame(cols, index=index).sort_index(axis=1) for asset, cols in sorted(frames.items())}
+            means.setdefault(route.asset, {})[route.metric] = np.where(seen, np.asarray(sums[sensor]) / c, np.nan)
+        ext = extremes.setdefault(route.asset, {})
+        ext[f"{route.metric}:min"] = np.where(seen, np.asarray(lows[sensor]), np.nan)
+        ext[f"{route.metric}:max"] = np.where(seen, np.asarray(highs[sensor]), np.nan)
+        ext[f"{route.metric}:count"] = c
+    return History(
+        {a: pd.DataFrame(cols, index=index).sort_index(axis=1) for a, cols in sorted(means.items())},
+        {a: pd.DataFrame(cols, index=index).sort_index(axis=1) for a, cols in sorted(extremes.items())},
+    )
