@@ -28,7 +28,7 @@ from dtwin_api import errors, migrations, repo
 from dtwin_api.deps import ip_rate_limit
 from dtwin_api.live import Hub, LiveMetrics, Subscriber
 from dtwin_api.middleware import BodySizeLimit, RequestMetrics, SecurityHeaders
-from dtwin_api.routes import auth, ops, sites, ws
+from dtwin_api.routes import auth, maintenance, ops, sites, ws
 from dtwin_api.security import TokenSigner
 from dtwin_api.settings import Settings
 
@@ -89,14 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.hub = Hub(settings.mqtt_topic_prefix_template, app.state.live_metrics)
 
     errors.install(app)
-    for router in (ops.router, auth.router, sites.router, ws.router):
+    for router in (ops.router, auth.router, sites.router, maintenance.router, ws.router):
         app.include_router(router)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "PATCH"],
         allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         max_age=600,
     )

@@ -8,7 +8,15 @@ because it also runs the site schemas' TimescaleDB settings, which have no meani
 
 Tables: users (argon2 hashes), grants (one role per user and site; site '*' is every site),
 refresh_tokens (hashes, grouped in rotation families), api_keys (hashes, owned by a user whose grants
-they carry), audit_log (every write: who, what, when, before/after).
+they carry), audit_log (every write: who, what, when, before/after); from version 4 the maintenance tables:
+work_orders (+ work_order_alerts), asset_service (last service date per (site, asset)), alert_assignments
+and alert_comments (keyed by (site, alert id)).
+
+Maintenance data lives here, not in the site schemas: those are built and migrated by the operator
+(`dtwin_core.migrate`) and dropped with their Site; the API must not add tables the operator does not
+know. Every maintenance row carries its `site`, and every query of it names the site the caller's
+`site_access` admitted (`WHERE site = $1`), so the scoping stays in SQL. Alert ids are per-site
+(each site has its own `alerts` table), hence the (site, alert id) keys and no foreign key to them.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from dtwin_core.schema import Migration, lock_key
 
 SCHEMA = "dtwin_api"
 ROLES = ("viewer", "technician", "manager", "engineer", "admin")
+PRIORITIES = ("low", "medium", "high", "urgent")
+WORK_ORDER_STATES = ("open", "scheduled", "in_progress", "completed", "cancelled")
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -86,6 +96,61 @@ CREATE TABLE IF NOT EXISTS dtwin_api.api_keys (
     client text
 );
 CREATE INDEX IF NOT EXISTS audit_log_at ON dtwin_api.audit_log USING brin (at);""",
+    ),
+    Migration(
+        4,
+        "maintenance",
+        f"""CREATE TABLE IF NOT EXISTS dtwin_api.work_orders (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site text NOT NULL,
+    asset text NOT NULL,
+    title text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+    description text NOT NULL DEFAULT '',
+    priority text NOT NULL DEFAULT 'medium' CHECK (priority IN ({", ".join(f"'{p}'" for p in PRIORITIES)})),
+    state text NOT NULL DEFAULT 'open' CHECK (state IN ({", ".join(f"'{s}'" for s in WORK_ORDER_STATES)})),
+    scheduled_for date,
+    assignee_user_id bigint REFERENCES dtwin_api.users ON DELETE SET NULL,
+    notes text NOT NULL DEFAULT '',
+    created_by bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_by bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    completed_at timestamptz,
+    completion_notes text
+);
+CREATE INDEX IF NOT EXISTS work_orders_site_id ON dtwin_api.work_orders (site, id DESC);
+CREATE TABLE IF NOT EXISTS dtwin_api.work_order_alerts (
+    work_order_id bigint NOT NULL REFERENCES dtwin_api.work_orders ON DELETE CASCADE,
+    site text NOT NULL,
+    alert_id bigint NOT NULL,  -- an id of the site's own alerts table
+    PRIMARY KEY (work_order_id, alert_id)
+);
+CREATE INDEX IF NOT EXISTS work_order_alerts_alert ON dtwin_api.work_order_alerts (site, alert_id);
+CREATE TABLE IF NOT EXISTS dtwin_api.asset_service (
+    site text NOT NULL,
+    asset text NOT NULL,
+    last_service_at timestamptz NOT NULL,
+    work_order_id bigint,
+    PRIMARY KEY (site, asset)
+);
+CREATE TABLE IF NOT EXISTS dtwin_api.alert_assignments (
+    site text NOT NULL,
+    alert_id bigint NOT NULL,
+    assignee_user_id bigint NOT NULL REFERENCES dtwin_api.users ON DELETE CASCADE,
+    assigned_by bigint NOT NULL,
+    assigned_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, alert_id)
+);
+CREATE TABLE IF NOT EXISTS dtwin_api.alert_comments (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    site text NOT NULL,
+    alert_id bigint NOT NULL,
+    author_user_id bigint,
+    author text NOT NULL,
+    body text NOT NULL CHECK (length(body) BETWEEN 1 AND 4000),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS alert_comments_alert ON dtwin_api.alert_comments (site, alert_id, id);""",
     ),
 )
 

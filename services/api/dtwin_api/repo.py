@@ -201,12 +201,14 @@ async def open_alert_counts(conn: asyncpg.Connection, schema: str) -> Row:
     return dict(row) if row else {"critical": 0, "warning": 0}
 
 
-async def assets(conn: asyncpg.Connection, schema: str) -> list[asyncpg.Record]:
+async def assets(conn: asyncpg.Connection, schema: str, site: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT a.name, a.kind, a.display_name, a.floor, a.zone, a.x, a.y, a.z, a.criticality, a.updated_at, "
         f"  (SELECT count(*) FROM {qualified(schema, 'alerts')} al "
-        "    WHERE al.asset = a.name AND al.state <> 'resolved') AS open_alerts "
-        f"FROM {qualified(schema, 'assets')} a ORDER BY a.name"
+        "    WHERE al.asset = a.name AND al.state <> 'resolved') AS open_alerts, sv.last_service_at "
+        f"FROM {qualified(schema, 'assets')} a "
+        "LEFT JOIN dtwin_api.asset_service sv ON sv.site = $1 AND sv.asset = a.name ORDER BY a.name",
+        site,
     )
 
 
@@ -216,6 +218,7 @@ ALERT_COLUMNS = "id, sensor, asset, kind, severity, state, opened_at, acknowledg
 async def alerts(
     conn: asyncpg.Connection,
     schema: str,
+    site: str,
     *,
     state: str | None,
     severity: str | None,
@@ -224,7 +227,8 @@ async def alerts(
     limit: int,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} "
+        f"SELECT {ALERT_COLUMNS}, aa.assignee_user_id FROM {qualified(schema, 'alerts')} "
+        "LEFT JOIN dtwin_api.alert_assignments aa ON aa.site = $6 AND aa.alert_id = id "
         "WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR severity = $2) "
         "AND ($3::text IS NULL OR asset = $3) AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
         state,
@@ -232,6 +236,7 @@ async def alerts(
         asset,
         before_id,
         limit,
+        site,
     )
 
 
@@ -273,6 +278,252 @@ async def telemetry(
             "WHERE sensor = ANY($1::text[]) AND bucket >= $2 AND bucket < $3 ORDER BY sensor, bucket LIMIT $4"
         )
     return await conn.fetch(sql, list(sensors), start, end, limit)
+
+
+async def sensors_with_last(
+    conn: asyncpg.Connection, schema: str, asset: str | None, since: datetime
+) -> list[asyncpg.Record]:
+    """Registry sensors with their newest reading: per sensor an `ORDER BY ts DESC LIMIT 1` probe of the
+    telemetry key (sensor, ts), first restricted to `ts >= since` (older partitions/chunks pruned), then
+    unrestricted only for a sensor with nothing that recent (as `dtwin_operator.db.telemetry_facts`)."""
+    t = qualified(schema, "telemetry")
+    return await conn.fetch(
+        "SELECT s.name, s.asset, s.metric, s.unit, s.canonical_unit, "
+        "  coalesce(recent.ts, older.ts) AS last_ts, coalesce(recent.value, older.value) AS last_value "
+        f"FROM {qualified(schema, 'sensors')} s "
+        f"LEFT JOIN LATERAL (SELECT ts, value FROM {t} WHERE sensor = s.name AND ts >= $2 "
+        "  ORDER BY ts DESC LIMIT 1) recent ON true "
+        f"LEFT JOIN LATERAL (SELECT ts, value FROM {t} WHERE recent.ts IS NULL AND sensor = s.name "
+        "  ORDER BY ts DESC LIMIT 1) older ON true "
+        "WHERE ($1::text IS NULL OR s.asset = $1) ORDER BY s.name",
+        asset,
+        since,
+    )
+
+
+async def open_alerts_by_sensor(conn: asyncpg.Connection, schema: str) -> dict[str, tuple[int, bool]]:
+    """sensor -> (open alerts, whether one is a stale/offline alert). Reads only unresolved alerts."""
+    rows = await conn.fetch(
+        "SELECT sensor, count(*)::integer AS n, bool_or(kind IN ('stale', 'offline')) AS silent "
+        f"FROM {qualified(schema, 'alerts')} WHERE state <> 'resolved' AND sensor IS NOT NULL GROUP BY sensor"
+    )
+    return {r["sensor"]: (r["n"], bool(r["silent"])) for r in rows}
+
+
+# --- maintenance (dtwin_api tables keyed by site) ---------------------------------------------------------
+
+_TECHNICIAN_OR_ABOVE = ["technician", "manager", "engineer", "admin"]
+
+
+async def is_technician_at(conn: asyncpg.Connection, user_id: int, site: str) -> bool:
+    """Whether `user_id` is an active user holding technician or higher at `site` (or at every site)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM dtwin_api.users u JOIN dtwin_api.grants g ON g.user_id = u.id "
+            "WHERE u.id = $1 AND u.active AND g.site IN ($2, '*') AND g.role = ANY($3::text[]))",
+            user_id,
+            site,
+            _TECHNICIAN_OR_ABOVE,
+        )
+    )
+
+
+async def asset_exists(conn: asyncpg.Connection, schema: str, asset: str) -> bool:
+    return bool(
+        await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {qualified(schema, 'assets')} WHERE name = $1)", asset)
+    )
+
+
+async def existing_alert_ids(conn: asyncpg.Connection, schema: str, ids: Sequence[int]) -> set[int]:
+    rows = await conn.fetch(f"SELECT id FROM {qualified(schema, 'alerts')} WHERE id = ANY($1::bigint[])", list(ids))
+    return {int(r["id"]) for r in rows}
+
+
+async def alert_row(conn: asyncpg.Connection, schema: str, alert_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} WHERE id = $1", alert_id)
+
+
+WORK_ORDER_COLUMNS = (
+    "w.id, w.site, w.asset, w.title, w.description, w.priority, w.state, w.scheduled_for, w.assignee_user_id, "
+    "w.notes, w.created_by, w.created_at, w.updated_by, w.updated_at, w.completed_at, w.completion_notes, "
+    "coalesce((SELECT array_agg(l.alert_id ORDER BY l.alert_id) FROM dtwin_api.work_order_alerts l "
+    "  WHERE l.work_order_id = w.id), '{}') AS alert_ids"
+)
+
+
+async def insert_work_order(
+    conn: asyncpg.Connection, site: str, values: Row, alert_ids: Sequence[int], actor: int
+) -> Row:
+    wo_id = await conn.fetchval(
+        "INSERT INTO dtwin_api.work_orders (site, asset, title, description, priority, state, scheduled_for, "
+        "assignee_user_id, notes, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) "
+        "RETURNING id",
+        site,
+        values["asset"],
+        values["title"],
+        values["description"],
+        values["priority"],
+        values["state"],
+        values["scheduled_for"],
+        values["assignee_user_id"],
+        values["notes"],
+        actor,
+    )
+    await conn.executemany(
+        "INSERT INTO dtwin_api.work_order_alerts (work_order_id, site, alert_id) VALUES ($1, $2, $3)",
+        [(wo_id, site, a) for a in sorted(set(alert_ids))],
+    )
+    row = await work_order(conn, site, int(wo_id))
+    assert row is not None
+    return row
+
+
+async def work_order(conn: asyncpg.Connection, site: str, wo_id: int, *, lock: bool = False) -> Row | None:
+    """One work order of `site` (another site's id is None: the site is part of the key)."""
+    row = await conn.fetchrow(
+        f"SELECT {WORK_ORDER_COLUMNS} FROM dtwin_api.work_orders w WHERE w.site = $1 AND w.id = $2"
+        + (" FOR UPDATE OF w" if lock else ""),
+        site,
+        wo_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def work_orders(
+    conn: asyncpg.Connection,
+    site: str,
+    *,
+    state: str | None,
+    asset: str | None,
+    assignee: int | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Row]:
+    rows = await conn.fetch(
+        f"SELECT {WORK_ORDER_COLUMNS} FROM dtwin_api.work_orders w WHERE w.site = $1 "
+        "AND ($2::text IS NULL OR w.state = $2) AND ($3::text IS NULL OR w.asset = $3) "
+        "AND ($4::bigint IS NULL OR w.assignee_user_id = $4) AND ($5::bigint IS NULL OR w.id < $5) "
+        "ORDER BY w.id DESC LIMIT $6",
+        site,
+        state,
+        asset,
+        assignee,
+        before_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+_PATCHABLE = ("title", "description", "priority", "state", "scheduled_for", "assignee_user_id", "notes")
+
+
+async def update_work_order(conn: asyncpg.Connection, site: str, wo_id: int, changes: Row, actor: int) -> Row:
+    fields = [f for f in _PATCHABLE if f in changes]
+    sets = ", ".join(f"{f} = ${i + 4}" for i, f in enumerate(fields))
+    await conn.execute(
+        f"UPDATE dtwin_api.work_orders SET {sets + ', ' if sets else ''}updated_by = $3, updated_at = now() "
+        "WHERE site = $1 AND id = $2",
+        site,
+        wo_id,
+        actor,
+        *[changes[f] for f in fields],
+    )
+    row = await work_order(conn, site, wo_id)
+    assert row is not None  # the caller holds the row lock
+    return row
+
+
+async def close_work_order(
+    conn: asyncpg.Connection, site: str, wo_id: int, state: str, notes: str | None, actor: int
+) -> Row:
+    await conn.execute(
+        "UPDATE dtwin_api.work_orders SET state = $3, completion_notes = $4, updated_by = $5, updated_at = now(), "
+        "completed_at = CASE WHEN $3 = 'completed' THEN now() END WHERE site = $1 AND id = $2",
+        site,
+        wo_id,
+        state,
+        notes,
+        actor,
+    )
+    row = await work_order(conn, site, wo_id)
+    assert row is not None
+    return row
+
+
+async def record_service(conn: asyncpg.Connection, site: str, asset: str, wo_id: int) -> datetime:
+    """The asset's last service date becomes now (never moves back)."""
+    value = await conn.fetchval(
+        "INSERT INTO dtwin_api.asset_service (site, asset, last_service_at, work_order_id) VALUES ($1, $2, now(), $3) "
+        "ON CONFLICT (site, asset) DO UPDATE SET last_service_at = greatest(asset_service.last_service_at, "
+        "EXCLUDED.last_service_at), work_order_id = EXCLUDED.work_order_id RETURNING last_service_at",
+        site,
+        asset,
+        wo_id,
+    )
+    assert isinstance(value, datetime)
+    return value
+
+
+async def open_alerts_for_update(conn: asyncpg.Connection, schema: str, ids: Sequence[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"SELECT {ALERT_COLUMNS} FROM {qualified(schema, 'alerts')} "
+        "WHERE id = ANY($1::bigint[]) AND state <> 'resolved' ORDER BY id FOR UPDATE",
+        list(ids),
+    )
+
+
+async def alert_assignment(conn: asyncpg.Connection, site: str, alert_id: int) -> Row | None:
+    row = await conn.fetchrow(
+        "SELECT site, alert_id, assignee_user_id, assigned_by, assigned_at FROM dtwin_api.alert_assignments "
+        "WHERE site = $1 AND alert_id = $2",
+        site,
+        alert_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def assign_alert(conn: asyncpg.Connection, site: str, alert_id: int, assignee: int, actor: int) -> Row:
+    row = await conn.fetchrow(
+        "INSERT INTO dtwin_api.alert_assignments (site, alert_id, assignee_user_id, assigned_by) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (site, alert_id) DO UPDATE SET assignee_user_id = "
+        "EXCLUDED.assignee_user_id, assigned_by = EXCLUDED.assigned_by, assigned_at = now() "
+        "RETURNING site, alert_id, assignee_user_id, assigned_by, assigned_at",
+        site,
+        alert_id,
+        assignee,
+        actor,
+    )
+    assert row is not None
+    return dict(row)
+
+
+COMMENT_COLUMNS = "id, alert_id, author_user_id, author, body, created_at"
+
+
+async def add_comment(conn: asyncpg.Connection, site: str, alert_id: int, user_id: int, author: str, body: str) -> Row:
+    row = await conn.fetchrow(
+        "INSERT INTO dtwin_api.alert_comments (site, alert_id, author_user_id, author, body) "
+        f"VALUES ($1, $2, $3, $4, $5) RETURNING {COMMENT_COLUMNS}",
+        site,
+        alert_id,
+        user_id,
+        author,
+        body,
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def comments(conn: asyncpg.Connection, site: str, alert_id: int, after_id: int | None, limit: int) -> list[Row]:
+    rows = await conn.fetch(
+        f"SELECT {COMMENT_COLUMNS} FROM dtwin_api.alert_comments WHERE site = $1 AND alert_id = $2 "
+        "AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
+        site,
+        alert_id,
+        after_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
 
 
 # --- WebSocket resume -------------------------------------------------------------------------------------

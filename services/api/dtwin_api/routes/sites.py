@@ -1,4 +1,5 @@
-"""`/api/v1/sites`: sites, assets, alerts (read, acknowledge, resolve) and telemetry history.
+"""`/api/v1/sites`: sites, assets, sensors, alerts (read, acknowledge, resolve) and telemetry history
+(JSON or CSV). Work orders and alert assignment/comments are in `maintenance`.
 
 Every route reaches data only through `site_access` (one site's schema, after the role check) or a
 `SiteScope` (the list of sites), so no query can touch a site the caller holds no grant on.
@@ -6,11 +7,13 @@ Every route reaches data only through `site_access` (one site's schema, after th
 
 from __future__ import annotations
 
-from datetime import datetime
+import csv
+import io
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from dtwin_api import repo, telemetry
@@ -50,6 +53,7 @@ class AssetOut(BaseModel):
     criticality: str | None
     updated_at: datetime
     open_alerts: int
+    last_service_at: datetime | None  # set by completing a work order on the asset
 
 
 class AlertOut(BaseModel):
@@ -64,6 +68,25 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     last_value: float | None
     message: str
+
+
+class AlertListItem(AlertOut):
+    assignee_user_id: int | None  # see POST .../alerts/{id}/assign
+
+
+SensorState = Literal["ok", "alerting", "stale", "no_data"]
+
+
+class SensorOut(BaseModel):
+    name: str
+    asset: str
+    metric: str
+    unit: str
+    canonical_unit: str
+    last_ts: datetime | None
+    last_value: float | None
+    open_alerts: int
+    state: SensorState
 
 
 class TelemetryOut(BaseModel):
@@ -87,10 +110,10 @@ async def list_sites(principal: CurrentPrincipal, conn: Conn) -> list[SiteOut]:
 
 @router.get("/{site}/assets", response_model=list[AssetOut])
 async def list_assets(access: Viewer, conn: Conn) -> list[Any]:
-    return [dict(r) for r in await repo.assets(conn, access.schema)]
+    return [dict(r) for r in await repo.assets(conn, access.schema, access.site)]
 
 
-@router.get("/{site}/alerts", response_model=list[AlertOut])
+@router.get("/{site}/alerts", response_model=list[AlertListItem])
 async def list_alerts(
     access: Viewer,
     conn: Conn,
@@ -101,7 +124,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Any]:
     rows = await repo.alerts(
-        conn, access.schema, state=state, severity=severity, asset=asset, before_id=before_id, limit=limit
+        conn, access.schema, access.site, state=state, severity=severity, asset=asset, before_id=before_id, limit=limit
     )
     return [dict(r) for r in rows]
 
@@ -143,8 +166,55 @@ async def resolve_alert(request: Request, access: Technician, conn: Conn, alert_
     return await _transition(request, access, conn, alert_id, "resolved")
 
 
-@router.get("/{site}/telemetry", response_model=TelemetryOut)
+SENSOR_LOOKBACK = timedelta(hours=24)
+
+
+def sensor_state(last_ts: datetime | None, open_alerts: int, silent: bool) -> SensorState:
+    """`stale`: an open stale/offline alert on the sensor (the bridge's rules engine raises it after 3 missed
+    expected intervals; the registry table has no interval column, it lives in the SensorBinding CR);
+    `alerting`: another open alert; `no_data`: never reported."""
+    if silent:
+        return "stale"
+    if last_ts is None:
+        return "no_data"
+    return "alerting" if open_alerts else "ok"
+
+
+@router.get("/{site}/sensors", response_model=list[SensorOut])
+async def list_sensors(
+    access: Viewer, conn: Conn, asset: Annotated[str | None, Query(max_length=253)] = None
+) -> list[SensorOut]:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await repo.sensors_with_last(conn, access.schema, asset, datetime.now().astimezone() - SENSOR_LOOKBACK)
+        alerts = await repo.open_alerts_by_sensor(conn, access.schema)
+    out = []
+    for r in rows:
+        n, silent = alerts.get(r["name"], (0, False))
+        out.append(SensorOut(**dict(r), open_alerts=n, state=sensor_state(r["last_ts"], n, silent)))
+    return out
+
+
+_CSV_COLUMNS = {"raw": ("sensor", "ts", "value")}
+_ROLLUP_COLUMNS = ("sensor", "ts", "avg", "min", "max", "count")
+
+
+def _csv(bucket: str, rows: list[asyncpg.Record]) -> str:
+    columns = _CSV_COLUMNS.get(bucket, _ROLLUP_COLUMNS)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([r[c].isoformat() if c == "ts" else r[c] for c in columns])
+    return buf.getvalue()
+
+
+@router.get(
+    "/{site}/telemetry",
+    response_model=TelemetryOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def get_telemetry(
+    request: Request,
     access: Viewer,
     conn: Conn,
     settings: Annotated[Settings, Depends(get_settings)],
@@ -152,7 +222,10 @@ async def get_telemetry(
     start: Annotated[datetime, Query(alias="from")],
     end: Annotated[datetime, Query(alias="to")],
     bucket: telemetry.Bucket = "auto",
-) -> TelemetryOut:
+    format: Annotated[
+        Literal["json", "csv"] | None, Query(description="csv: same rows as CSV (or send Accept: text/csv)")
+    ] = None,
+) -> Any:
     if len(sensor) > settings.telemetry_max_sensors:
         raise ApiError(422, "too_many_sensors", f"at most {settings.telemetry_max_sensors} sensors per query")
     if problem := telemetry.check_range(start, end):
@@ -165,5 +238,12 @@ async def get_telemetry(
             422,
             "too_many_points",
             f"more than {limit} rows at bucket {chosen}: narrow the range, use fewer sensors or a coarser bucket",
+        )
+    wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if wants_csv:
+        return Response(
+            _csv(chosen, rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{access.site}-telemetry.csv"', "X-Bucket": chosen},
         )
     return TelemetryOut(bucket=chosen, rows=[dict(r) for r in rows])
