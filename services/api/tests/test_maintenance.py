@@ -7,6 +7,7 @@ site, zero cross-site reads or writes), bad input as 4xx with a body, and audit 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -214,7 +215,9 @@ def test_sensors_last_value_state_and_csv_export(world: Any) -> None:
             r = await c.get(f"{A}/sensors?asset=pump-alpha", headers=h)
             assert [s["name"] for s in r.json()] == ["pump-alpha-p"]
 
-            start = world.now.replace(minute=0, second=0).isoformat().replace("+00:00", "Z")
+            # A fixed 30-minute window (180 seeded readings), not "since the hour": the point bound below must
+            # trip whatever minute of the hour the test runs at.
+            start = (world.now - timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
             end = world.now.isoformat().replace("+00:00", "Z")
             q = f"{A}/telemetry?sensor=ahu-1-temp&from={start}&to={end}&bucket=raw"
             js = (await c.get(q, headers=h)).json()
@@ -261,7 +264,7 @@ async def _matrix(world: Any) -> list[str]:
             beta_audit_before = await conn.fetchval("SELECT count(*) FROM dtwin_api.audit_log WHERE site = 'beta'")
         finally:
             await conn.close()
-        start = world.now.replace(minute=0, second=0).isoformat().replace("+00:00", "Z")
+        start = (world.now - timedelta(minutes=30)).isoformat().replace("+00:00", "Z")
         for role in Role:
             h = api.auth(world.users[f"{role.name}-alpha"])
             for site, own in (("alpha", True), ("beta", False)):
