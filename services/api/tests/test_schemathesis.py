@@ -93,8 +93,9 @@ def _served(world: Any) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
                                                    log_level="warning", ws="none"))  # fmt: skip
             out["server"] = server
             task = asyncio.create_task(server.serve())
-            while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn offers no event for it)
-                await asyncio.sleep(0.02)
+            async with asyncio.timeout(30):  # a deadline: uvicorn offers no event for "started"
+                while not server.started and not task.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
             ready.set()
             await task
 
