@@ -60,6 +60,16 @@ class Api:
         return {"Authorization": f"Bearer {token}"}
 
 
+class Problems(list[str]):
+    """What an authorization matrix found wrong, collected so one assertion shows all of it."""
+
+    def expect(self, what: str, status: int, wanted: int, body: Any) -> None:
+        if status != wanted:
+            self.append(f"{what}: {status} != {wanted} ({body})")
+        elif status >= 400 and not (isinstance(body, dict) and "error" in body and "message" in body):
+            self.append(f"{what}: error without JSON body: {body}")
+
+
 @dataclass
 class World:
     """The seeded database; tests get everything through it (importlib mode: no importing conftest)."""
@@ -69,6 +79,10 @@ class World:
 
     sites: tuple[str, ...] = SITES
     now: datetime = NOW
+
+    @staticmethod
+    def problems() -> Problems:
+        return Problems()
 
     @asynccontextmanager
     async def serve(self, **overrides: Any) -> AsyncIterator[Api]:

@@ -29,13 +29,8 @@ async def _matrix(world: Any) -> list[str]:
     for role in ROLES:
         await world.add_user(f"{role.name}-alpha", {"alpha": role})
     beta_ids = [1001, 1002]
-    problems: list[str] = []
-
-    def expect(what: str, status: int, wanted: int, body: Any) -> None:
-        if status != wanted:
-            problems.append(f"{what}: {status} != {wanted} ({body})")
-        elif status >= 400 and not (isinstance(body, dict) and "error" in body and "message" in body):
-            problems.append(f"{what}: error without JSON body: {body}")
+    problems = world.problems()
+    expect = problems.expect
 
     async with world.serve() as api:
         c = api.client
