@@ -28,6 +28,8 @@ _PAIR_SWAPS = (("supply", "return"), ("leaving", "entering"), ("discharge", "suc
 _SETPOINT = re.compile(r"^(?P<base>.+?)_(setpoint|sp|set)$")
 REST_DECIMALS = 6
 MAX_REST = 8
+# Bump when a feature's definition changes: a bundle records it, so a model is never fed features it did not learn.
+FEATURE_VERSION = 2
 
 
 @dataclass(frozen=True)

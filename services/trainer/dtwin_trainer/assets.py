@@ -33,10 +33,11 @@ class AssetData:
     failures: list[tuple[Window, pd.Timestamp]]  # degradation window of each failing fault, and the failure time
     normal: np.ndarray  # training rows known to be normal, not used by the profile: where models learn "normal"
     extra: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # the asset's key in a trained bundle ("<namespace>/<asset>"); empty: "<seed>/<asset>"
 
     @property
     def key(self) -> str:
-        return f"{self.run.config.seed}/{self.asset}"
+        return self.name or f"{self.run.config.seed}/{self.asset}"
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -74,7 +75,7 @@ def _windows(truth: list[dict[str, Any]], asset: str) -> tuple[list[Window], lis
     return faults, failures
 
 
-def prepare(run: Run, asset: str) -> AssetData:
+def prepare(run: Run, asset: str, name: str = "") -> AssetData:
     frame = run.frames[asset]
     index = pd.DatetimeIndex(frame.index)
     faults, failures = _windows(run.truth, asset)
@@ -89,7 +90,9 @@ def prepare(run: Run, asset: str) -> AssetData:
     feats = features.build(frame, features.FeatureConfig(timezone=tz), profile, stats)
     rest = np.zeros(len(index), dtype=bool)
     rest[rows[len(rows) // 2 :]] = True
-    return AssetData(run, asset, frame, feats, faults, failures, rest)
+    data = AssetData(run, asset, frame, feats, faults, failures, rest, name=name)
+    data.extra["profile"] = profile  # kept for the serving bundle (dtwin_ml.bundle)
+    return data
 
 
 def static_flags(data: AssetData, level: str) -> np.ndarray:

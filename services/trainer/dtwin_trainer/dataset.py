@@ -35,6 +35,7 @@ class RunConfig:
     sample_s: int = 120
     bucket_s: int = 600
     site: str = ""  # only this site's assets (empty: the whole campus)
+    split_at: pd.Timestamp | None = None  # history from a CSV or a database: its own split (not part of `key`)
 
     @property
     def start_ms(self) -> int:
@@ -42,6 +43,8 @@ class RunConfig:
 
     @property
     def split(self) -> pd.Timestamp:
+        if self.split_at is not None:
+            return self.split_at
         return pd.Timestamp(self.start_ms + self.train_days * scenario.DAY, unit="ms", tz="UTC")
 
     def key(self) -> str:

@@ -87,6 +87,7 @@ def anomaly(assets: Sequence[AssetData]) -> dict[str, Any]:
         for a in assets:
             model = AnomalyModel(top=top).fit(a.feats[a.normal])
             a.extra[f"anomaly_{top}"] = model.score(a.feats)
+            a.extra[f"anomaly_model_{top}"] = model
         for k in (1, 2, 3):
             train = {thr: tally(assets, above(f"anomaly_{top}", thr, k), events, False) for thr in GRID}
             thr = float(_best(train))
@@ -96,6 +97,7 @@ def anomaly(assets: Sequence[AssetData]) -> dict[str, Any]:
     _, top, k, thr, train_t = best
     for a in assets:
         a.extra["anomaly"] = a.extra[f"anomaly_{top}"]
+        a.extra["anomaly_model"] = a.extra[f"anomaly_model_{top}"]
     test = tally(assets, above("anomaly", thr, k), events, True)
     level, base = _baseline(assets, events)
     kinds: dict[str, list[int]] = {}
@@ -131,6 +133,7 @@ def _failure_data(assets: Sequence[AssetData]) -> tuple[pd.DataFrame, np.ndarray
         scaler = AnomalyModel(select="all").fit(a.feats[a.normal])
         x = health_inputs(scaler, a.feats)
         a.extra["health"] = x
+        a.extra["scaler"] = scaler
         a.extra["label"] = labels(a.index, [f for _, f in a.failures], HORIZON)
         # Every third step (30 min at 10 min) is plenty for the classifier and a third of the fitting time.
         rows = a.train_rows() & (np.arange(len(a.index)) % 3 == 0)
@@ -166,6 +169,7 @@ def failure(assets: Sequence[AssetData], progress: Callable[[str], None]) -> dic
     model = FailureModel().fit(x, y)
     for a in assets:
         a.extra["failure"] = model.predict_proba(a.extra["health"])
+        a.extra["failure_model"] = model  # the same pooled model on every asset, for the serving bundle
     test = tally(assets, above("failure", thr, PERSIST), events, True)
     level, base = _baseline(assets, events)
     return {
@@ -192,7 +196,8 @@ def _failure_pr(assets: Sequence[AssetData]) -> dict[str, list]:
     return {"labels": np.concatenate(ys).tolist(), "scores": np.round(np.concatenate(ss), 4).tolist()}
 
 
-def energy_task(assets: Sequence[AssetData]) -> dict[str, Any]:
+def energy_task(assets: Sequence[AssetData], keep: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Day-ahead MAPE on the test period; `keep`, when given, receives the fitted forecaster (`"forecaster"`)."""
     series = []
     for a in assets:
         for m in ENERGY_METRICS:
@@ -200,6 +205,8 @@ def energy_task(assets: Sequence[AssetData]) -> dict[str, Any]:
                 tz = a.run.timezones.get(a.asset, "UTC")
                 series.append((f"{a.key}/{m}", energy.hourly_energy(a.frame[m]), tz, a.split))
     forecaster = energy.EnergyForecaster().fit([(k, y[y.index < split], tz) for k, y, tz, split in series])
+    if keep is not None:
+        keep["forecaster"] = forecaster
     actual, pred, day, week, per_asset = [], [], [], [], {}
     for k, y, tz, split in series:
         test = y.index >= split
