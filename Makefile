@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 VENV = $(shell hack/venv.sh)
 PY = $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator:$(CURDIR)/bench:$(CURDIR)/services/api:$(CURDIR)/libs/dtwin_ml:$(CURDIR)/services/trainer
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools/localcp:$(CURDIR)/libs/dtwin_core:$(CURDIR)/services/bridge:$(CURDIR)/services/simulator:$(CURDIR)/bench:$(CURDIR)/services/api:$(CURDIR)/libs/dtwin_ml:$(CURDIR)/services/trainer:$(CURDIR)/services/cli:$(CURDIR)/services/scorer
 RUN ?= $(CURDIR)/.run
 
 .PHONY: help venv services control-plane cluster-up cluster-down up down status crds lint test test-unit clean

@@ -466,7 +466,13 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
                 "maxLatencyMs": 50,
                 "alertThreshold": 0.85,
             },
-            "canary": {"version": "1.1.0", "trafficPercent": 10, "maxErrorRate": 0.02},
+            "canary": {
+                "version": "1.1.0",
+                "trafficPercent": 10,
+                "maxErrorRate": 0.02,
+                "minCalls": 200,
+                "maxScoreDrift": 0.15,
+            },
         },
     ),
     "failure-rotating": (
@@ -482,6 +488,22 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
                 "maxBatchSize": 64,
                 "maxLatencyMs": 100,
                 "alertThreshold": 0.7,
+            },
+        },
+    ),
+    "rul-pumps": (
+        "Remaining useful life (hours) of the pumps, for planning maintenance weeks ahead.",
+        {
+            "task": "rul",
+            "model": {"name": "rul-gbr", "version": "1.0.0"},
+            "selector": {"kinds": ["Pump"]},
+            "training": {"schedule": "0 4 * * 0", "windowDays": 365, "horizonHours": 720},
+            "serving": {
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "maxBatchSize": 64,
+                "maxLatencyMs": 100,
+                "alertThreshold": 0.8,
             },
         },
     ),

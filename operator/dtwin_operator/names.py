@@ -2,7 +2,8 @@
 
 Children of a Site are named `dtwin-bridge-<site>` etc.; the Site CRD limits
 site names to `MAX_SITE_NAME` DNS-1035 characters so every derived name stays a
-valid Service/label value (<= 63).
+valid Service/label value (<= 63). Children of a ModelDeployment are named
+`dtwin-model-<name>[-canary]` and `dtwin-train-<name>`, within `MAX_MODEL_NAME`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ ROUTING_KEY = "routing.json"
 # <statefulset>-<hash of up to 10 characters>`, a label value of at most 63: one more character and the
 # StatefulSet controller cannot create a single pod (https://github.com/kubernetes/kubernetes/issues/64023).
 MAX_SITE_NAME = 39
+# A CronJob name is at most 52 characters (its Jobs append an 11-character suffix): dtwin-train-<name> (12 + 40).
+MAX_MODEL_NAME = 40
+MODEL_PORT = 3000
 
 
 def bridge(site: str) -> str:
@@ -46,3 +50,21 @@ def topic_prefix(site: str, configured: str | None) -> str:
 def shared_group(namespace: str, site: str) -> str:
     """MQTT v5 shared-subscription group the bridge replicas of one site join."""
     return f"dtwin-{namespace}-{site}"
+
+
+def model(name: str, canary: bool = False) -> str:
+    """Deployment, Service and HorizontalPodAutoscaler serving one track of a ModelDeployment."""
+    return f"dtwin-model-{name}-canary" if canary else f"dtwin-model-{name}"
+
+
+def model_routing_configmap(name: str) -> str:
+    return f"dtwin-model-{name}-routing"
+
+
+def training_cronjob(name: str) -> str:
+    return f"dtwin-train-{name}"
+
+
+def model_url(namespace: str, name: str, canary: bool = False) -> str:
+    """In-cluster URL of a track's Service."""
+    return f"http://{model(name, canary)}.{namespace}.svc:{MODEL_PORT}"

@@ -15,6 +15,30 @@ class OperatorSettings(BaseSettings):
     retry_delay: float = Field(default=10.0, gt=0, description="Seconds before re-checking a missing reference.")
     error_backoff: float = Field(default=5.0, gt=0, description="Seconds before retrying a failed reconcile.")
     bridge_image: str = Field(default="dtwin/bridge:0.1.0", description="Image of the MQTT ingestion bridge.")
+    model_image: str = Field(
+        default="ghcr.io/dtwin/bentos:0.1.0",
+        description="Image of the BentoML model servers (every task's bento under /app/bentos/<task>).",
+    )
+    trainer_image: str = Field(
+        default="ghcr.io/dtwin/trainer:0.1.0", description="Image of the retraining CronJobs (dtwin_trainer)."
+    )
+    model_store_claim: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim holding the BentoML model store, mounted at /models by the model "
+        "servers and the trainers. Unset: an emptyDir (models must then be baked into the image).",
+    )
+    trainer_secret: str = Field(
+        default="dtwin-trainer",
+        min_length=1,
+        description="Secret in each ModelDeployment's namespace whose key `dsn` the retraining CronJob passes to "
+        "the trainer as DTWIN_TRAINER_DSN (optional: a missing Secret leaves it unset).",
+    )
+    calls_interval: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between reads of a canary's call statistics (its callers' Leases): a bad canary is "
+        "rolled back within this interval of its callers reporting it.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint on metrics_host; 0 = off."
     )

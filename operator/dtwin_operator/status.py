@@ -24,6 +24,7 @@ class Cond:
     ok: bool
     reason: str
     message: str = ""
+    unknown: bool = False  # written as status "Unknown" (e.g. no verdict yet); `ok` still says whether it blocks
 
 
 def now() -> str:
@@ -32,7 +33,7 @@ def now() -> str:
 
 def set_condition(previous: Iterable[Mapping[str, Any]], cond: Cond, generation: int | None, at: str) -> dict[str, Any]:
     """The condition dict, keeping the previous transition time when the status did not change."""
-    status = "True" if cond.ok else "False"
+    status = "Unknown" if cond.unknown else ("True" if cond.ok else "False")
     before = next((c for c in previous if c.get("type") == cond.type), None)
     since = before["lastTransitionTime"] if before and before.get("status") == status else at
     out: dict[str, Any] = {

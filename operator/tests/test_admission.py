@@ -273,6 +273,50 @@ REJECTIONS = [
         {"serving": {"minReplicas": 4, "maxReplicas": 2}},
         ("spec.serving.minReplicas", "serving.minReplicas must be less than or equal to serving.maxReplicas"),
     ),
+    Rejection(
+        "model-serving-min-replicas-zero",
+        "ModelDeployment",
+        {"serving": {"minReplicas": 0}},
+        ("spec.serving.minReplicas", "should be greater than or equal to 1"),
+    ),
+    Rejection(
+        "model-unknown-task",
+        "ModelDeployment",
+        {"task": "forecast"},
+        ("spec.task", '"anomaly", "failure", "rul", "energy"'),
+    ),
+    Rejection(
+        "model-canary-version-latest",
+        "ModelDeployment",
+        {"canary": {"version": "latest"}},
+        ("spec.canary.version", "canary.version must name an explicit version, not 'latest'"),
+    ),
+    Rejection(
+        "model-canary-min-calls-zero",
+        "ModelDeployment",
+        {"canary": {"version": "1.1.0", "minCalls": 0}},
+        ("spec.canary.minCalls", "should be greater than or equal to 1"),
+    ),
+    Rejection(
+        "model-canary-score-drift-above-one",
+        "ModelDeployment",
+        {"canary": {"version": "1.1.0", "maxScoreDrift": 1.5}},
+        ("spec.canary.maxScoreDrift", "should be less than or equal to 1"),
+    ),
+    Rejection(
+        "model-canary-version-to-model-version-on-update",
+        "ModelDeployment",
+        {"canary": {"version": "1.0.0", "trafficPercent": 20}},
+        ("spec.canary.version", "canary.version must differ from model.version"),
+        update=True,
+    ),
+    Rejection(
+        "model-name-too-long",
+        "ModelDeployment",
+        {},
+        ("metadata.name of a ModelDeployment must be at most 40 characters", "dtwin-train-<name>"),
+        name="failure-prediction-rotating-equipment-hq1",  # 41: one too many for the CronJob
+    ),
 ]
 
 
@@ -476,7 +520,7 @@ def test_examples_are_admitted_and_listed_by_the_dtwin_category(
 
     table = kubectl(control_plane, kubeconfig, tmp_path / "cache", "get", "dtwin", "-n", namespace)
     assert table.returncode == 0, table.stderr
-    for column in ("SITE", "KIND", "FLOOR", "METRIC", "UNIT", "TASK", "MODEL", "READY"):
+    for column in ("SITE", "KIND", "FLOOR", "METRIC", "UNIT", "TASK", "ACTIVE", "CANARY", "READY"):
         assert column in table.stdout, f"printer column {column} missing"
     assert "site.dtwin.io/hq" in table.stdout
     assert "modeldeployment.dtwin.io/anomaly-hvac" in table.stdout

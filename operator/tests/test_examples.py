@@ -113,8 +113,8 @@ def test_campus_is_big_enough() -> None:
     assert len(kinds) >= 5, kinds
     assert {"AHU", "Chiller", "Pump", "Meter"} <= set(kinds)
     assert len(BINDINGS) >= 48
-    assert len(MODELS) == 3
-    assert sorted(m["spec"]["task"] for m in MODELS.values()) == ["anomaly", "energy", "failure"]
+    assert len(MODELS) == 4
+    assert sorted(m["spec"]["task"] for m in MODELS.values()) == ["anomaly", "energy", "failure", "rul"]
     assert any("canary" in m["spec"] for m in MODELS.values())
 
 

@@ -1,8 +1,9 @@
 """The operator SIGKILLed in the middle of reconciling the examples, then restarted, converges cleanly.
 
 "Cleanly" means: every object Ready for its current generation, exactly the
-expected owned objects per Site (no duplicates), each owned by a live Site (no
-orphans), and each bridge StatefulSet rolled out once.
+expected owned objects per Site and per ModelDeployment (no duplicates), each
+owned by a live Site or ModelDeployment (no orphans), and each bridge
+StatefulSet rolled out once.
 """
 
 from __future__ import annotations
@@ -23,17 +24,38 @@ pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"DTWIN_OPERATOR_DRIFT_INTERVAL": "5", "DTWIN_OPERATOR_RETRY_DELAY": "1", "DTWIN_OPERATOR_ERROR_BACKOFF": "1"}
-MANAGED = "app.kubernetes.io/managed-by=dtwin-operator"
+MANAGED = "app.kubernetes.io/managed-by=dtwin-operator,dtwin.io/site"
 OWNED_KINDS = (
     ("ConfigMap", "v1"),
     ("StatefulSet", "apps/v1"),
     ("Service", "v1"),
     ("HorizontalPodAutoscaler", "autoscaling/v2"),
 )
+MODEL_MANAGED = "app.kubernetes.io/managed-by=dtwin-operator,dtwin.io/model"
+MODEL_KINDS = (
+    ("ConfigMap", "v1"),
+    ("Deployment", "apps/v1"),
+    ("Service", "v1"),
+    ("HorizontalPodAutoscaler", "autoscaling/v2"),
+    ("CronJob", "batch/v1"),
+)
 
 
 def owned_objects(twin: Twin, namespace: str) -> list[dict[str, Any]]:
     return [o for kind, version in OWNED_KINDS for o in twin.items(kind, namespace, version, label_selector=MANAGED)]
+
+
+def model_objects(twin: Twin, namespace: str) -> list[dict[str, Any]]:
+    return [
+        o for kind, version in MODEL_KINDS for o in twin.items(kind, namespace, version, label_selector=MODEL_MANAGED)
+    ]
+
+
+def expected_model_objects(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    m = doc["metadata"]["name"]
+    tracks = [f"dtwin-model-{m}", *([f"dtwin-model-{m}-canary"] if "canary" in doc["spec"] else [])]
+    serving = [(k, t) for t in tracks for k in ("Deployment", "Service", "HorizontalPodAutoscaler")]
+    return [*serving, ("ConfigMap", f"dtwin-model-{m}-routing"), ("CronJob", f"dtwin-train-{m}")]
 
 
 def test_sigkill_mid_reconcile_then_restart_converges(
@@ -86,6 +108,13 @@ def test_sigkill_mid_reconcile_then_restart_converges(
     for o in objs:
         site = o["metadata"]["labels"]["dtwin.io/site"]
         assert [r["uid"] for r in o["metadata"]["ownerReferences"]] == [live[site]], "orphaned object"
+    models = [d for d in docs if d["kind"] == "ModelDeployment"]
+    got = sorted((o["kind"], o["metadata"]["name"]) for o in model_objects(twin, namespace))
+    assert got == sorted(n for d in models for n in expected_model_objects(d)), "duplicate or missing model objects"
+    model_uids = {d["metadata"]["name"]: twin.get("ModelDeployment", namespace, d["metadata"]["name"]) for d in models}
+    for o in model_objects(twin, namespace):
+        owner = model_uids[o["metadata"]["labels"]["dtwin.io/model"]]["metadata"]["uid"]
+        assert [r["uid"] for r in o["metadata"]["ownerReferences"]] == [owner], "orphaned model object"
     for s in sites:
         # A StatefulSet keeps one ControllerRevision per pod template it ever had (labelled like its pods).
         revisions = twin.items(

@@ -111,14 +111,24 @@ KINDS: tuple[Kind, ...] = (
         "ModelDeployment",
         "modeldeployments",
         ("mdep",),
-        "One ML task (anomaly, failure, energy) served for a selection of assets.",
+        "One ML task (anomaly, failure, rul, energy) served for a selection of assets.",
         ModelDeploymentSpec,
         ModelDeploymentStatus,
         (
             ("Task", "string", ".spec.task"),
-            ("Model", "string", ".spec.model.name"),
-            ("Version", "string", ".spec.model.version"),
+            ("Active", "string", ".status.activeVersion"),
+            ("Canary", "string", ".status.canaryVersion"),
+            ("CanaryState", "string", ".status.canaryState"),
+            ("Replicas", "integer", ".status.readyReplicas"),
             ("Assets", "integer", ".status.selectedAssets"),
+        ),
+        # The name becomes the retraining CronJob's name dtwin-train-<name>, which Kubernetes limits to 52.
+        (
+            cel(
+                f"self.metadata.name.size() <= {names.MAX_MODEL_NAME}",
+                f"metadata.name of a ModelDeployment must be at most {names.MAX_MODEL_NAME} characters (it names "
+                "its retraining CronJob dtwin-train-<name>, which Kubernetes limits to 52 characters)",
+            ),
         ),
     ),
 )

@@ -38,7 +38,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorSettings) -> None:
         api = await asyncio.to_thread(connect)
         kube = await asyncio.to_thread(Kube, api)  # discovery is a few blocking requests
         storage = Storage(cfg.database_url) if cfg.database_url else None
-        memo["runtime"] = Runtime(settings=cfg, kube=kube, images=Images(bridge=cfg.bridge_image), storage=storage)
+        images = Images(bridge=cfg.bridge_image, model=cfg.model_image, trainer=cfg.trainer_image)
+        memo["runtime"] = Runtime(settings=cfg, kube=kube, images=images, storage=storage)
         if cfg.metrics_port:
             start_http_server(cfg.metrics_port, addr=cfg.metrics_host)
         logger.info(

@@ -20,6 +20,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 
 from dtwin_operator import names
 from dtwin_operator.api.common import GROUP, VERSION
+from dtwin_operator.labels import MODEL_VERSION as MODEL_VERSION_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +107,58 @@ class Kube:
             return None
         spec = sts.get("spec") or {}
         return {"spec": {"replicas": spec["replicas"]} if "replicas" in spec else {}, "status": sts.get("status") or {}}
+
+    def deployment_state(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """What `dtwin_operator.serving` reads of a Deployment, or None if it does not exist.
+
+        generation, spec.replicas (which the HPA sets), the template's dtwin.io/model-version label and the status.
+        """
+        try:
+            dep = self._resource("apps/v1", "Deployment").get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        spec = dep.get("spec") or {}
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        return {
+            "generation": dep["metadata"].get("generation") or 0,
+            "replicas": spec.get("replicas", 1),
+            "version": template_labels.get(MODEL_VERSION_LABEL),
+            "status": dep.get("status") or {},
+        }
+
+    def lease_annotations(self, namespace: str, label_selector: str) -> list[dict[str, str]]:
+        """The annotations of every Lease in `namespace` that matches `label_selector`."""
+        leases = self._resource("coordination.k8s.io/v1", "Lease").get(
+            namespace=namespace, label_selector=label_selector
+        )
+        return [dict(item["metadata"].get("annotations") or {}) for item in leases.to_dict()["items"]]
+
+    def prune(
+        self,
+        namespace: str,
+        label_selector: str,
+        owner_uid: str,
+        keep: set[tuple[str, str]],
+        kinds: tuple[tuple[str, str], ...],
+    ) -> list[tuple[str, str]]:
+        """Delete the objects of `kinds` that match the selector and are controlled by `owner_uid`, except `keep`.
+
+        This is how a child the owner no longer renders goes (garbage collection only acts when the owner
+        goes). Returns the (kind, name) deleted; one already gone counts as deleted by someone else.
+        """
+        deleted = []
+        for api_version, kind in kinds:
+            res = self._resource(api_version, kind)
+            for item in res.get(namespace=namespace, label_selector=label_selector).to_dict()["items"]:
+                meta = item["metadata"]
+                controlled = any(
+                    r.get("uid") == owner_uid and r.get("controller") for r in meta.get("ownerReferences") or []
+                )
+                if not controlled or (kind, meta["name"]) in keep:
+                    continue
+                try:
+                    res.delete(name=meta["name"], namespace=namespace, body={"propagationPolicy": "Background"})
+                except NotFoundError:
+                    continue
+                deleted.append((kind, meta["name"]))
+        return deleted
