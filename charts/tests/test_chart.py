@@ -354,6 +354,87 @@ def test_helm_install_and_uninstall(
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
+# --- the API gateway (api.enabled) -------------------------------------------------------------
+
+API_VALUES = ("--set", "api.enabled=true,api.database.url=postgresql://dtwin@db:5432/dtwin,api.mqtt.host=mosquitto",
+              "--set", "api.settings.rate_limit_per_ip=5/second,api.corsOrigins[0]=https://portal.example")  # fmt: skip
+API_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "Secret", "Job"}
+
+
+def api_docs(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api"]
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(CLUSTER_TIMEOUT)
+def test_helm_template_renders_the_api(helm: Helm, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    from dtwin_api.settings import Settings
+
+    assert not api_docs(helm.template())  # off by default
+    docs = helm.template(*API_VALUES)
+    api = api_docs(docs)
+    assert {d["kind"] for d in api} == API_KINDS
+    assert {d["kind"] for d in docs if d not in api} == RENDERED_KINDS  # the operator's objects are unchanged
+    dep, svc, secret, job = (by_kind(api, k) for k in ("Deployment", "Service", "Secret", "Job"))
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == by_kind(api, "ServiceAccount")["metadata"]["name"] == "dtwin-api"
+    (c,) = pod["containers"]
+    assert c["image"] == f"dtwin/api:{APP_VERSION}" and c["command"] == ["python", "-m", "dtwin_api", "serve"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    plain = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    secret_refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert secret_refs == {
+        "DTWIN_API_DATABASE_URL": {"name": "dtwin-api", "key": "database-url"},
+        "DTWIN_API_JWT_SECRET": {"name": "dtwin-api", "key": "jwt-secret"},
+    }
+    # Every variable is a setting of the API, and they parse (with the Secret's values) as its Settings.
+    fields = {f"DTWIN_API_{f.upper()}" for f in Settings.model_fields}
+    assert set(plain) | set(secret_refs) <= fields, (set(plain) | set(secret_refs)) - fields
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data["database-url"] == "postgresql://dtwin@db:5432/dtwin"
+    for name, value in plain.items():  # as the container's environment (JSON lists are parsed from it)
+        monkeypatch.setenv(name, value)
+    parsed = Settings(jwt_secret=data["jwt-secret"], database_url=data["database-url"])  # type: ignore[arg-type]
+    assert (parsed.mqtt_enabled, parsed.mqtt_host, parsed.rate_limit_per_ip) == (True, "mosquitto", "5/second")
+    assert parsed.cors_origins == ["https://portal.example"]
+    # The JWT key is generated per install (never a fixed default).
+    assert len(data["jwt-secret"]) >= 32
+    again = by_kind(api_docs(helm.template(*API_VALUES)), "Secret")["data"]["jwt-secret"]
+    assert again != secret["data"]["jwt-secret"]
+
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install"
+    (jc,) = job["spec"]["template"]["spec"]["containers"]
+    assert jc["command"][:5] == ["python", "-m", "dtwin_api", "bootstrap-admin", "--if-missing"]
+    assert {e["name"] for e in jc["env"]} >= {"DTWIN_API_DATABASE_URL"}
+    rules = [(r["resources"], r["verbs"]) for r in by_kind(api, "ClusterRole")["rules"]]
+    assert rules == [(["modeldeployments"], ["get", "list", "watch"]), (["leases"], ["list"])]
+
+    with pytest.raises(AssertionError, match=r"api\.database\.url or api\.database\.existingSecret"):
+        helm.template("--set", "api.enabled=true")
+    own = helm.template("--set", "api.enabled=true,api.database.existingSecret=pg,api.jwt.existingSecret=jwt")
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in by_kind(api_docs(own), "Deployment")["spec"][
+        "template"]["spec"]["containers"][0]["env"] if "valueFrom" in e}  # fmt: skip
+    assert refs == {"DTWIN_API_DATABASE_URL": "pg", "DTWIN_API_JWT_SECRET": "jwt"}
+    assert by_kind(api_docs(own), "Secret").get("data") in (None, {})
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(CLUSTER_TIMEOUT)
+def test_api_manifests_pass_a_server_side_dry_run(
+    helm: Helm, control_plane: ControlPlane, kubeconfig: Path, fresh_namespace: str
+) -> None:
+    text = helm.template_text(*API_VALUES, namespace=fresh_namespace, release=fresh_namespace)
+    out = kubectl(control_plane, kubeconfig, "apply", "--server-side", "--field-manager=dtwin-chart-tests",
+                  "--dry-run=server", "-f", "-", stdin=text).stdout  # fmt: skip
+    assert out.count("(server dry run)") == len(docs_of(text)) == len(RENDERED_KINDS) + len(API_KINDS), out
+
+
 # --- RBAC, proven by the real operator ---------------------------------------------------------
 
 
@@ -384,22 +465,30 @@ def binding_doc() -> dict[str, Any]:
     }
 
 
+def model_doc(canary: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"task": "failure", "model": {"name": "failure-rf", "version": "1.0"}}
+    if canary:
+        spec["canary"] = {"version": "1.1"}
+    return {"apiVersion": "dtwin.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "pumps"}, "spec": spec}
+
+
 def delete_twin(twin: Twin, ns: str) -> None:
-    """Delete the three objects and wait for the Site; if its finalizer stays, strip it so the namespace can go."""
-    for doc in (binding_doc(), asset_doc(), site_doc()):
+    """Delete the objects and wait for them; if a finalizer stays, strip it so the namespace can go."""
+    for doc in (model_doc(False), binding_doc(), asset_doc(), site_doc()):
         with contextlib.suppress(NotFoundError):
             twin.resource(doc["kind"]).delete(name=doc["metadata"]["name"], namespace=ns)
-    try:
-        wait_deleted(twin, "Site", ns, "hq", CONVERGE)
-    except WaitTimeoutError:
-        with contextlib.suppress(NotFoundError):
-            twin.resource("Site").patch(
-                name="hq",
-                namespace=ns,
-                body={"metadata": {"finalizers": None}},
-                content_type="application/merge-patch+json",
-            )
-        raise
+    for kind, name in (("ModelDeployment", "pumps"), ("Site", "hq")):
+        try:
+            wait_deleted(twin, kind, ns, name, CONVERGE)
+        except WaitTimeoutError:
+            with contextlib.suppress(NotFoundError):
+                twin.resource(kind).patch(
+                    name=name,
+                    namespace=ns,
+                    body={"metadata": {"finalizers": None}},
+                    content_type="application/merge-patch+json",
+                )
+            raise
 
 
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] ", re.MULTILINE)
@@ -486,6 +575,14 @@ CAN = [
     ("create", "serviceaccounts", "-n", "x"),
     ("patch", "roles.rbac.authorization.k8s.io", "-n", "x"),
     ("create", "rolebindings.rbac.authorization.k8s.io", "-n", "x"),
+    # ModelDeployment children: serving Deployments (the canary trio is deleted on rollback) and the CronJob.
+    ("create", "deployments.apps", "-n", "x"),
+    ("watch", "deployments.apps", "-A"),
+    ("delete", "deployments.apps", "-n", "x"),
+    ("delete", "horizontalpodautoscalers.autoscaling", "-n", "x"),
+    ("patch", "cronjobs.batch", "-n", "x"),
+    ("list", "leases.coordination.k8s.io", "-n", "x"),
+    ("update", "modeldeployments.dtwin.io", "--subresource=finalizers", "-n", "x"),
 ]
 CANNOT = [
     ("get", "secrets", "-n", "x"),
@@ -494,8 +591,9 @@ CANNOT = [
     ("delete", "statefulsets.apps", "-n", "x"),
     ("update", "statefulsets.apps", "-n", "x"),
     ("patch", "statefulsets.apps", "--subresource=scale", "-n", "x"),  # the HPA scales it, not the operator
-    ("create", "deployments.apps", "-n", "x"),  # the operator renders no Deployment
-    ("list", "deployments.apps", "-A"),
+    ("patch", "deployments.apps", "--subresource=scale", "-n", "x"),  # the HPA scales model servers
+    ("delete", "cronjobs.batch", "-n", "x"),  # garbage collection removes a CronJob with its ModelDeployment
+    ("create", "jobs.batch", "-n", "x"),  # the CronJob controller runs the trainers, not the operator
     ("delete", "configmaps", "-n", "x"),
     ("create", "sites.dtwin.io", "-n", "x"),
     ("delete", "sites.dtwin.io", "-n", "x"),
@@ -597,6 +695,15 @@ def test_operator_reconciles_with_only_the_chart_rbac(
                 ("RoleBinding", "rbac.authorization.k8s.io/v1", "dtwin-bridge-hq"),
             ):
                 assert twin.get(kind, ns, name, version) is not None, f"{kind} {name}"
+
+            # A ModelDeployment's children, and the prune of its canary trio when the canary goes.
+            twin.apply(model_doc(canary=True), ns)
+            for kind, version in (("Deployment", "apps/v1"), ("CronJob", "batch/v1")):
+                name = "dtwin-model-pumps-canary" if kind == "Deployment" else "dtwin-train-pumps"
+                wait_until(lambda k=kind, v=version, n=name: twin.get(k, ns, n, v), CONVERGE, name, on_timeout=log_tail)
+            twin.apply(model_doc(canary=False), ns)
+            wait_deleted(twin, "Deployment", ns, "dtwin-model-pumps-canary", CONVERGE, "apps/v1")
+            alive()
 
             # Events are posted in the background; one about the Site proves `create events`.
             def site_event() -> bool:

@@ -35,7 +35,7 @@ class SiteScope:
 class Principal:
     user_id: int
     username: str
-    via: Literal["password", "api_key"]
+    via: Literal["password", "api_key", "oidc"]
     grants: Mapping[str, Role] = field(default_factory=dict)
 
     def role_at(self, site: str) -> Role | None:

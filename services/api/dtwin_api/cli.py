@@ -63,6 +63,7 @@ def serve(
     import uvicorn
 
     from dtwin_api.main import create_app
+    from dtwin_core import tracing
 
     try:
         settings = Settings()  # type: ignore[call-arg]  # jwt_secret comes from the environment
@@ -72,6 +73,7 @@ def serve(
         typer.echo(f"invalid settings: {wrong}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level)
+    tracing.setup("dtwin-api")  # OTEL_* environment; a no-op unless OTEL_TRACES_EXPORTER is set
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -91,6 +93,7 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 @app.command("bootstrap-admin")
 def bootstrap_admin(
     username: Annotated[str, typer.Option(help="name of the first admin")] = "admin",
+    if_missing: Annotated[bool, typer.Option(help="exit 0 (not 1) when an admin exists: install jobs")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create the first global admin with a random password, printed once. Refuses if an admin exists."""
@@ -112,7 +115,7 @@ def bootstrap_admin(
     password = _with_db(database_url, work)
     if password is None:
         typer.echo("an admin already exists; nothing done", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(0 if if_missing else 1)
     typer.echo(f"admin user: {username}\npassword (shown once): {password}")
 
 
@@ -121,6 +124,8 @@ def add_user(
     username: str,
     grant: Annotated[list[str], typer.Option(help="SITE=ROLE, repeatable; SITE '*' is every site")] = [],  # noqa: B006
     machine: Annotated[bool, typer.Option(help="no password: the user only authenticates with API keys")] = False,
+    oidc_subject: Annotated[str | None, typer.Option(help="the OpenID Connect `sub` that logs in as this user")] = None,
+    email: Annotated[str | None, typer.Option(help="email matched when DTWIN_API_OIDC_USER_CLAIM=email")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a user with per-site roles; prints a random password once (unless --machine)."""
@@ -133,6 +138,8 @@ def add_user(
     async def work(conn: asyncpg.Connection) -> None:
         async with conn.transaction():
             user_id = await repo.create_user(conn, username, security.hash_password(password) if password else None)
+            if oidc_subject or email:
+                await repo.set_identity(conn, user_id, oidc_subject, email)
             for site, role in grants:
                 await repo.set_grant(conn, user_id, site, role)
             await repo.audit(
@@ -141,7 +148,7 @@ def add_user(
                 actor="cli",
                 action="user.create",
                 target=f"user/{username}",
-                after={"grants": {s: r.name for s, r in grants}},
+                after={"grants": {s: r.name for s, r in grants}, "oidc_subject": oidc_subject, "email": email},
             )
 
     _with_db(database_url, work)

@@ -3,7 +3,8 @@ caller can fix it; only a fault of ours is a 500, and that one is logged with it
 
 PostgreSQL's data errors (a value it cannot convert or compare, SQLSTATE class 22) are the caller's input
 reaching the database in a form validation let through, so they are 400, not 500. A missing table means
-a site schema the operator has claimed but not finished building: 503, retry later.
+a site schema the operator has claimed but not finished building (or a column of a migration it has not
+applied yet): 503, retry later. `ERROR_RESPONSES` documents these answers in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -16,9 +17,35 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("dtwin_api")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer (422 adds `detail`: the validation errors, without input values)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    message: str
+
+
+_MEANINGS = {
+    400: "a value PostgreSQL rejects",
+    401: "missing, invalid or expired credentials",
+    403: "no role (or too low a role) at the site; the same whether the site exists or not",
+    404: "not found at this site",
+    409: "conflict with the current state",
+    413: "request body too large",
+    422: "invalid input",
+    429: "rate limit exceeded (see Retry-After)",
+    503: "not ready: a site schema being built, or a dependency (cluster) unavailable",
+}
+# Declared on every router, so the OpenAPI document lists each answer the API can give.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": meaning} for code, meaning in _MEANINGS.items()
+}
 
 
 class ApiError(Exception):
@@ -85,4 +112,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(asyncpg.DataError, _data_error)
     app.add_exception_handler(asyncpg.UndefinedTableError, _schema_missing)
+    app.add_exception_handler(asyncpg.UndefinedColumnError, _schema_missing)  # a site schema mid-migration
     app.add_exception_handler(Exception, _unexpected)

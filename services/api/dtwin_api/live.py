@@ -8,7 +8,9 @@ from the payload (a payload naming another site is dropped).
 
 paho-mqtt runs its own network thread; each message is handed to the event loop with
 `loop.call_soon_threadsafe(hub.dispatch, topic, payload)`, so the hub and every outbox are touched from the
-loop thread only.
+loop thread only. The bridge's W3C trace context (MQTT v5 user properties `traceparent`/`tracestate`) is read
+in that thread and handed along: the hub opens one span per batch it delivers to a site's clients, a child of
+the publishing span (and linked to it), so a reading's trace continues from the device to the WebSocket.
 
 Outbox: at most `max_readings` pending readings and `max_alerts` pending alerts. Telemetry frames queue as
 they come while they fit; once they would not, every pending reading is folded into one dict
@@ -34,8 +36,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from dtwin_core.tracing import context_from_user_properties
 
 log = structlog.get_logger("dtwin_api.live")
 
@@ -226,9 +232,10 @@ class Client:
 class Hub:
     """Clients by site; `dispatch` runs on the event loop (from the MQTT thread via call_soon_threadsafe)."""
 
-    def __init__(self, template: str, metrics: LiveMetrics) -> None:
+    def __init__(self, template: str, metrics: LiveMetrics, tracer: trace.Tracer | None = None) -> None:
         self.template = check_template(template)
         self.metrics = metrics
+        self.tracer = tracer or trace.get_tracer("dtwin_api.live")
         self.clients: dict[str, set[Client]] = {}
         self.received = 0  # events dispatched (tests wait on it)
 
@@ -242,7 +249,7 @@ class Hub:
             if not group:
                 del self.clients[client.site]
 
-    def dispatch(self, topic: str, payload: bytes | bytearray) -> None:
+    def dispatch(self, topic: str, payload: bytes | bytearray, parent: Context | None = None) -> None:
         self.received += 1
         parsed = parse_topic(self.template, topic)
         if parsed is None:
@@ -260,6 +267,15 @@ class Hub:
         clients = self.clients.get(site)
         if not clients:
             return
+        links = [trace.Link(trace.get_current_span(parent).get_span_context())] if parent is not None else []
+        with self.tracer.start_as_current_span(
+            f"ws deliver {kind}", context=parent, kind=trace.SpanKind.CONSUMER, links=links,
+            attributes={"dtwin.site": site, "dtwin.event.kind": kind, "dtwin.ws.clients": len(clients),
+                        "messaging.destination.name": topic},
+        ):  # fmt: skip
+            self._deliver(site, kind, event, clients)
+
+    def _deliver(self, site: str, kind: str, event: dict[str, Any], clients: set[Client]) -> None:
         if kind == "telemetry":
             readings = readings_of(event)
             for c in list(clients):
@@ -306,8 +322,10 @@ class Subscriber:
         log.warning("mqtt_disconnected", reason=str(reason))
 
     def _on_message(self, _c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
+        pairs = getattr(msg.properties, "UserProperty", None) or []
+        parent = context_from_user_properties(pairs)
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self.loop.call_soon_threadsafe(self.hub.dispatch, msg.topic, msg.payload)
+            self.loop.call_soon_threadsafe(self.hub.dispatch, msg.topic, msg.payload, parent)
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)

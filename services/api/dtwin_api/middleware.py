@@ -10,6 +10,7 @@ import json
 import time
 
 import structlog
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,6 +100,17 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def _name_server_span(scope: Scope) -> None:
+    """The OpenTelemetry server span (started outside the router) is named after the raw path; name it after the
+    route template, as the semantic conventions ask (ids in names explode their cardinality). Done when the
+    response starts: the instrumentation ends the span with the last body chunk."""
+    route = getattr(scope.get("route"), "path", None)
+    span = trace.get_current_span()
+    if route and span.is_recording():
+        span.update_name(f"{scope['method']} {route}")
+        span.set_attribute("http.route", route)
+
+
 class RequestMetrics:
     """Latency histogram and request counter labelled by route template (never the raw path, whose
     ids would explode the label set), method and status; one structured access log line per request."""
@@ -126,6 +138,7 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                _name_server_span(scope)
             await send(message)
 
         try:

@@ -10,7 +10,8 @@ Tables: users (argon2 hashes), grants (one role per user and site; site '*' is e
 refresh_tokens (hashes, grouped in rotation families), api_keys (hashes, owned by a user whose grants
 they carry), audit_log (every write: who, what, when, before/after); from version 4 the maintenance tables:
 work_orders (+ work_order_alerts), asset_service (last service date per (site, asset)), alert_assignments
-and alert_comments (keyed by (site, alert id)).
+and alert_comments (keyed by (site, alert id)); version 5: users.oidc_subject / users.email, the external
+OpenID Connect identity a local user is mapped from.
 
 Maintenance data lives here, not in the site schemas: those are built and migrated by the operator
 (`dtwin_core.migrate`) and dropped with their Site; the API must not add tables the operator does not
@@ -151,6 +152,14 @@ CREATE TABLE IF NOT EXISTS dtwin_api.alert_comments (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS alert_comments_alert ON dtwin_api.alert_comments (site, alert_id, id);""",
+    ),
+    Migration(
+        5,
+        "external_identity",
+        """ALTER TABLE dtwin_api.users ADD COLUMN IF NOT EXISTS oidc_subject text;
+ALTER TABLE dtwin_api.users ADD COLUMN IF NOT EXISTS email text;
+CREATE UNIQUE INDEX IF NOT EXISTS users_oidc_subject ON dtwin_api.users (oidc_subject) WHERE oidc_subject IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON dtwin_api.users (email) WHERE email IS NOT NULL;""",
     ),
 )
 

@@ -42,6 +42,20 @@ async def create_user(conn: asyncpg.Connection, username: str, password_hash: st
     )
 
 
+async def set_identity(conn: asyncpg.Connection, user_id: int, oidc_subject: str | None, email: str | None) -> None:
+    """The external identity (OpenID Connect `sub`, email) that maps to this local user."""
+    await conn.execute(
+        "UPDATE dtwin_api.users SET oidc_subject = $2, email = lower($3) WHERE id = $1", user_id, oidc_subject, email
+    )
+
+
+async def user_id_by_identity(conn: asyncpg.Connection, claim: str, value: str) -> int | None:
+    """The active local user an OpenID Connect identity maps to (by `sub` or by email)."""
+    column = {"sub": "oidc_subject", "email": "email"}[claim]
+    found = await conn.fetchval(f"SELECT id FROM dtwin_api.users WHERE {column} = $1 AND active", value)
+    return None if found is None else int(found)
+
+
 async def set_grant(conn: asyncpg.Connection, user_id: int, site: str, role: Role) -> None:
     await conn.execute(
         "INSERT INTO dtwin_api.grants (user_id, site, role) VALUES ($1, $2, $3) "
@@ -212,7 +226,9 @@ async def assets(conn: asyncpg.Connection, schema: str, site: str) -> list[async
     )
 
 
-ALERT_COLUMNS = "id, sensor, asset, kind, severity, state, opened_at, acknowledged_at, resolved_at, last_value, message"
+ALERT_COLUMNS = (
+    "id, sensor, asset, kind, severity, state, opened_at, acknowledged_at, resolved_at, last_value, message, details"
+)
 
 
 async def alerts(

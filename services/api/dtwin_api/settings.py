@@ -7,7 +7,9 @@ start rather than sign tokens anyone could forge. Rate limits use the `limits` n
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dtwin_api.live import check_template
@@ -32,9 +34,25 @@ class Settings(DatabaseSettings):
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
 
+    # OpenID Connect bearer tokens (off unless an issuer is set): verified against the provider's JWKS, mapped
+    # to a local user by `sub` (users.oidc_subject) or `email` (users.email); grants stay local.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_user_claim: Literal["sub", "email"] = "sub"
+    oidc_algorithms: list[str] = ["RS256", "ES256"]
+    oidc_jwks_cache_s: int = Field(default=300, ge=1)  # how long fetched keys are trusted before a refetch
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)  # clock skew tolerated on exp/nbf/iat
+
+    # Kubernetes API server (ModelDeployments, readiness): in-cluster config, else `kubeconfig` / $KUBECONFIG.
+    kube_enabled: bool = True
+    kubeconfig: str | None = None
+    kube_timeout_s: float = Field(default=3.0, gt=0)
+
     cors_origins: list[str] = []
     rate_limit_per_ip: str = "600/minute"  # every request, keyed by client address
     rate_limit_per_user: str = "300/minute"  # authenticated requests, keyed by user
+    rate_limit_ws_per_user: str = "30/minute;300/hour"  # WebSocket subscriptions, keyed by user
     max_request_bytes: int = Field(default=1 << 20, ge=1024)
     telemetry_max_points: int = Field(default=50_000, ge=1)  # beyond this a query is refused with 422
     telemetry_max_sensors: int = Field(default=20, ge=1)
@@ -58,6 +76,23 @@ class Settings(DatabaseSettings):
     @classmethod
     def _template(cls, value: str) -> str:
         return check_template(value)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: list[str]) -> list[str]:
+        # `none` and HMAC algorithms would let anyone who knows the public JWKS (or nobody) sign tokens.
+        bad = [a for a in value if not a.startswith(("RS", "ES", "PS", "Ed"))]
+        if bad or not value:
+            raise ValueError(f"oidc_algorithms must be asymmetric (RS*/ES*/PS*/EdDSA), got {bad or value}")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not (self.oidc_audience and self.oidc_jwks_url):
+            raise ValueError("oidc_issuer needs oidc_audience and oidc_jwks_url")
+        if self.oidc_issuer == self.jwt_issuer:
+            raise ValueError("oidc_issuer must differ from jwt_issuer (the issuer picks the verifier)")
+        return self
 
     @field_validator("jwt_secret")
     @classmethod

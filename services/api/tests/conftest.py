@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import yaml
 from fastapi import FastAPI
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from dtwin_api import migrations, repo
 from dtwin_api.authz import Role
@@ -26,9 +30,11 @@ from dtwin_api.main import create_app
 from dtwin_api.settings import Settings
 from dtwin_core import migrate
 from dtwin_core.schema import StorageSpec
+from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.postgres import PgServer
 
 SITES = ("alpha", "beta")
+CRD = Path(__file__).resolve().parents[3] / "crds" / "modeldeployments.dtwin.io.yaml"
 SECRET = "test-secret-" + "x" * 32
 NOW = datetime.now(UTC).replace(microsecond=0)
 CLAIMS = """CREATE TABLE IF NOT EXISTS public.dtwin_schema_owners (
@@ -45,6 +51,7 @@ def settings_for(dsn: str, **overrides: Any) -> Settings:
         "rate_limit_per_ip": "10000/minute",
         "rate_limit_per_user": "10000/minute",
         "mqtt_enabled": False,  # the WebSocket tests turn it on with their broker
+        "kube_enabled": False,  # the cluster tests turn it on with the local control plane's kubeconfig
     } | overrides
     return Settings(**values)
 
@@ -186,3 +193,27 @@ def shared_world(postgres_server: PgServer) -> Iterator[World]:
         yield asyncio.run(seed(postgres_server.dsn(name)))
     finally:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def model_crd(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    """An API client with the ModelDeployment CRD installed and Established."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    body = yaml.safe_load(CRD.read_text())
+    extensions = client.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as err:
+        if err.status != 409:  # already there (another module of the session)
+            raise
+
+    def established() -> bool:
+        crd = extensions.read_custom_resource_definition(body["metadata"]["name"])
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_until(established, timeout=60, what="the ModelDeployment CRD to be Established")
+    try:
+        yield api
+    finally:
+        api.close()

@@ -100,7 +100,11 @@ def test_ops_endpoints_headers_cors_and_metrics(world: Any) -> None:
             assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
             assert "default-src 'none'" in r.headers["content-security-policy"]
             r = await c.get("/ready")
-            assert r.status_code == 200 and r.json()["database"] == "ok"
+            assert r.status_code == 200 and r.json()["checks"] == {
+                "database": "ok",
+                "broker": "disabled",
+                "kubernetes": "disabled",
+            }
             await c.get("/api/v1/sites/alpha/assets", headers=api.auth(viewer))
             pre = await c.options(
                 "/api/v1/sites",
@@ -124,5 +128,6 @@ def test_ready_is_503_when_the_database_is_gone(world: Any) -> None:
             await api.app.state.pool.close()
             r = await api.client.get("/ready")
             assert r.status_code == 503 and r.json()["error"] == "not_ready"
+            assert r.json()["checks"]["database"].startswith("failed") and "database" in r.json()["message"]
 
     asyncio.run(scenario())

@@ -225,7 +225,7 @@ def slow(live: Live, ws: ClientConnection) -> None:
         text = http.get("/metrics").text
         assert "dtwin_api_ws_connections 1.0" in text and "dtwin_api_ws_messages_coalesced_total" in text
         assert 'dtwin_api_ws_messages_sent_total{type="telemetry"}' in text
-        assert http.get("/ready").json()["broker"] == "subscribed"
+        assert http.get("/ready").json()["checks"]["broker"] == "ok"
 
 
 def test_heartbeats_arrive(live: Live) -> None:

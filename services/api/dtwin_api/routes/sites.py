@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from dtwin_api import repo, telemetry
+from dtwin_api import repo, repo_ml, telemetry
 from dtwin_api.authz import Role
 from dtwin_api.deps import Conn, CurrentPrincipal, SiteAccess, get_settings, site_access
 from dtwin_api.errors import ApiError, not_found
@@ -41,6 +41,20 @@ class SiteOut(BaseModel):
     open_alerts: OpenAlerts | None
 
 
+class FailureRisk(BaseModel):
+    probability: float
+    horizon_hours: int | None
+    at: datetime
+    model: str
+    version: str
+
+
+class MaintenanceDue(BaseModel):
+    date: date
+    overdue: bool  # the date is before today (the database's current_date)
+    work_order_id: int
+
+
 class AssetOut(BaseModel):
     name: str
     kind: str
@@ -54,6 +68,8 @@ class AssetOut(BaseModel):
     updated_at: datetime
     open_alerts: int
     last_service_at: datetime | None  # set by completing a work order on the asset
+    failure_risk: FailureRisk | None  # the latest failure prediction (None until a failure model scored it)
+    maintenance_due: MaintenanceDue | None  # the earliest scheduled active work order
 
 
 class AlertOut(BaseModel):
@@ -68,6 +84,7 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     last_value: float | None
     message: str
+    details: dict[str, Any] | None  # predictive alerts: probability, horizon_hours, model, version, top features
 
 
 class AlertListItem(AlertOut):
@@ -110,7 +127,20 @@ async def list_sites(principal: CurrentPrincipal, conn: Conn) -> list[SiteOut]:
 
 @router.get("/{site}/assets", response_model=list[AssetOut])
 async def list_assets(access: Viewer, conn: Conn) -> list[Any]:
-    return [dict(r) for r in await repo.assets(conn, access.schema, access.site)]
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await repo.assets(conn, access.schema, access.site)
+        derived = await repo_ml.assets_ml(conn, access.schema, access.site)
+    return [dict(r) | _derived(derived.get(r["name"], {})) for r in rows]
+
+
+def _derived(d: dict[str, Any]) -> dict[str, Any]:
+    risk = due = None
+    if d.get("risk_at") is not None:
+        risk = FailureRisk(probability=d["risk_probability"], horizon_hours=d["risk_horizon_hours"], at=d["risk_at"],
+                           model=d["risk_model"], version=d["risk_version"])  # fmt: skip
+    if d.get("due_date") is not None:
+        due = MaintenanceDue(date=d["due_date"], overdue=bool(d["due_overdue"]), work_order_id=d["due_work_order_id"])
+    return {"failure_risk": risk, "maintenance_due": due}
 
 
 @router.get("/{site}/alerts", response_model=list[AlertListItem])

@@ -4,7 +4,7 @@ Protocol (JSON text frames; see the README): connect with `?token=<access JWT>` 
 headers on a WebSocket), send one `subscribe`, receive `subscribed`, optionally a replay ending with
 `replay_done`, then live `telemetry` / `alert` frames and a `heartbeat` every `ws_heartbeat_s`. Errors are
 `{"type": "error", "status": ..., "error": ..., "message": ...}` followed by a close (4400/4401/4403/4404/
-4409, 1013 when the alert backlog is full).
+4409, 4429 over the per-user subscription rate, 1013 when the alert backlog is full).
 
 Authorization is the REST routes': viewer or higher at the site, checked against the database's grants when
 subscribing; a site without a role is 403 whether or not it exists.
@@ -23,9 +23,10 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from dtwin_api import repo, security
+from dtwin_api import repo
 from dtwin_api.authz import Principal, Role
-from dtwin_api.deps import SITE_NAME
+from dtwin_api.deps import SITE_NAME, enforce, user_from_bearer
+from dtwin_api.errors import ApiError
 from dtwin_api.live import Client, Filter, Hub, LiveMetrics, Outbox, Reading
 from dtwin_api.settings import Settings
 
@@ -62,17 +63,25 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-async def _principal(ws: WebSocket, conn: asyncpg.Connection, token: str | None) -> Principal:
+async def _principal(ws: WebSocket, conn: asyncpg.Connection, token: str | None, *, count: bool) -> Principal:
     if not token:
         raise RefusedError(401, "unauthorized", "missing access token (?token=)")
     try:
-        user_id = int(ws.app.state.signer.verify(token))
-    except (security.InvalidTokenError, ValueError) as err:
-        raise RefusedError(401, "unauthorized", f"invalid access token: {err}") from err
+        user_id, via = await user_from_bearer(ws, conn, token)
+    except ApiError as err:
+        raise RefusedError(err.status, err.code, err.message) from err
     user = await repo.active_user(conn, user_id)
     if user is None:
         raise RefusedError(401, "unauthorized", "the user no longer exists or is disabled")
-    return Principal(user_id, user[0], "password", user[1])
+    principal = Principal(user_id, user[0], via, user[1])  # type: ignore[arg-type]
+    if not count:
+        return principal
+    try:  # per user: a client reconnecting in a loop must not turn each connect into a replay query
+        limits = ws.app.state.ws_user_limits
+        enforce(ws, limits, ("ws-user", principal.rate_key), "WebSocket subscriptions per user", refuse_upgrade=False)
+    except ApiError as err:
+        raise RefusedError(429, err.code, err.message) from err
+    return principal
 
 
 async def _schema(conn: asyncpg.Connection, principal: Principal, site: str) -> str:
@@ -211,10 +220,10 @@ async def live(ws: WebSocket, token: str | None = None) -> None:
     try:
         try:
             async with ws.app.state.pool.acquire() as conn:
-                principal = await _principal(ws, conn, token)
+                principal = await _principal(ws, conn, token, count=True)
             sub = await _subscribe_message(ws, settings.ws_subscribe_timeout_s)  # no pooled connection held
             async with ws.app.state.pool.acquire() as conn:
-                principal = await _principal(ws, conn, token)  # grants as of now, not as of the handshake
+                principal = await _principal(ws, conn, token, count=False)  # grants as of now, not as of the handshake
                 schema = await _schema(conn, principal, sub.site)
                 client = Client(
                     sub.site,
