@@ -11,7 +11,8 @@ Schema of a Site (both backends):
   assets(name pk, ...), sensors(name pk, ...)                  registry, synced from the CRs
   telemetry(sensor, ts, value, pk (sensor, ts))                  the only index on the hot table
   telemetry_1m / _1h / _1d(bucket, sensor, count, min, max, sum, avg)
-  dead_letters(id pk, received_at brin, ...), alerts(id pk, partial unique dedup_key), predictions(pk asset, model, ts)
+  dead_letters(id pk, received_at brin, ...), alerts(id pk, partial unique dedup_key, details jsonb),
+  predictions(pk asset, model, ts; task, rul_hours), energy_recommendations(id pk, ..., status)
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ READER_RELATIONS = (
     "dead_letters",
     "alerts",
     "predictions",
+    "energy_recommendations",
 )
 
 
@@ -84,4 +86,5 @@ def migrations(spec: StorageSpec, backend: Backend) -> list[Migration]:
         Migration(3, "telemetry", telemetry),
         Migration(4, "rollups", aggregates),
         Migration(5, "events", tables.events(spec)),
+        Migration(6, "ml", tables.ml(spec)),
     ]

@@ -23,6 +23,8 @@ from dtwin_core.schema import Migration, StorageSpec
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SPEC = StorageSpec("site_hq", chunk_interval_hours=24, retention_days=2, compress_after_days=1)
+VERSIONS = [m.version for m in schema.migrations(SPEC, "postgresql")]  # every migration, oldest first
+LATEST = VERSIONS[-1]
 SESSION = {"timezone": "America/New_York", "datestyle": "SQL, DMY"}
 
 
@@ -88,7 +90,7 @@ def test_detect_backend_is_plain_postgresql_here(pg_dsn: str) -> None:
 def test_create_then_rerun_changes_nothing(pg_dsn: str) -> None:
     async def body(conn: asyncpg.Connection) -> None:
         first = await migrate.apply(conn, SPEC)
-        assert first == migrate.ApplyResult("postgresql", [1, 2, 3, 4, 5], 5)
+        assert first == migrate.ApplyResult("postgresql", VERSIONS, LATEST)
         before = await catalog(conn, SPEC.schema)
         relations = dict(before["relations"])
         for name in schema.READER_RELATIONS:
@@ -100,23 +102,25 @@ def test_create_then_rerun_changes_nothing(pg_dsn: str) -> None:
             "telemetry_pkey",
         ]
         second = await migrate.apply(conn, SPEC)
-        assert second == migrate.ApplyResult("postgresql", [], 5)
+        assert second == migrate.ApplyResult("postgresql", [], LATEST)
         assert await catalog(conn, SPEC.schema) == before
 
     run(pg_dsn, body)
 
 
 def test_a_later_migration_applies_only_itself(pg_dsn: str) -> None:
-    extra = Migration(6, "notes", f"CREATE TABLE IF NOT EXISTS {schema.qualified(SPEC.schema, 'notes')} (id int)")
+    extra = Migration(
+        LATEST + 1, "notes", f"CREATE TABLE IF NOT EXISTS {schema.qualified(SPEC.schema, 'notes')} (id int)"
+    )
 
     def plan(spec: StorageSpec, backend: schema.Backend) -> list[Migration]:
         return [*schema.migrations(spec, backend), extra]
 
     async def body(conn: asyncpg.Connection) -> None:
         await migrate.apply(conn, SPEC)
-        assert await migrate.apply(conn, SPEC, plan=plan) == migrate.ApplyResult("postgresql", [6], 6)
-        assert await migrate.apply(conn, SPEC, plan=plan) == migrate.ApplyResult("postgresql", [], 6)
-        assert sorted(await migrate.recorded(conn, SPEC.schema)) == [1, 2, 3, 4, 5, 6]
+        assert await migrate.apply(conn, SPEC, plan=plan) == migrate.ApplyResult("postgresql", [LATEST + 1], LATEST + 1)
+        assert await migrate.apply(conn, SPEC, plan=plan) == migrate.ApplyResult("postgresql", [], LATEST + 1)
+        assert sorted(await migrate.recorded(conn, SPEC.schema)) == [*VERSIONS, LATEST + 1]
 
     run(pg_dsn, body)
 
@@ -125,10 +129,10 @@ def test_parallel_applies_end_with_one_set_of_migrations(pg_dsn: str) -> None:
     async def main() -> None:
         async with connect(pg_dsn) as a, connect(pg_dsn) as b, connect(pg_dsn) as c:
             results = await asyncio.gather(*(migrate.apply(conn, SPEC) for conn in (a, b, c)))
-            assert sorted(v for r in results for v in r.applied) == [1, 2, 3, 4, 5]
-            assert {r.current_version for r in results} == {5}
+            assert sorted(v for r in results for v in r.applied) == VERSIONS
+            assert {r.current_version for r in results} == {LATEST}
             rows = await a.fetch(f"SELECT version FROM {schema.qualified(SPEC.schema, 'schema_migrations')}")
-            assert sorted(r["version"] for r in rows) == [1, 2, 3, 4, 5]
+            assert sorted(r["version"] for r in rows) == VERSIONS
             # Upkeep from several replicas at once serialises on the same lock.
             await asyncio.gather(*(migrate.maintain(conn, SPEC, NOW) for conn in (a, b, c)))
 
@@ -285,7 +289,7 @@ def test_drop_removes_the_schema(pg_dsn: str) -> None:
         with pytest.raises(LookupError):
             await migrate.maintain(conn, SPEC, NOW)
         # A Site re-created under the same name starts from scratch, on the same (pooled) connection.
-        assert (await migrate.apply(conn, SPEC)).applied == [1, 2, 3, 4, 5]
+        assert (await migrate.apply(conn, SPEC)).applied == VERSIONS
         assert (await migrate.maintain(conn, SPEC, NOW)).partitions_created
 
     run(pg_dsn, body)
@@ -380,7 +384,7 @@ def test_hostile_schema_name_is_quoted_everywhere(pg_dsn: str) -> None:
     spec = StorageSpec('site_o\'k "x"; drop', chunk_interval_hours=12, retention_days=1)
 
     async def body(conn: asyncpg.Connection) -> None:
-        assert (await migrate.apply(conn, spec)).applied == [1, 2, 3, 4, 5]
+        assert (await migrate.apply(conn, spec)).applied == VERSIONS
         result = await migrate.maintain(conn, spec, NOW)
         assert result.partitions_created == [
             "telemetry_p20260310t00",

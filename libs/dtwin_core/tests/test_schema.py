@@ -56,7 +56,7 @@ def test_reader_relations_are_created_on_both_backends() -> None:
 
 
 def test_alerts_dedup_index_is_partial() -> None:
-    ddl = schema.migrations(SPEC, "postgresql")[-1].sql
+    ddl = next(m.sql for m in schema.migrations(SPEC, "postgresql") if m.name == "events")
     assert 'ON "site_hq"."alerts" (dedup_key) WHERE state <> \'resolved\'' in ddl
 
 

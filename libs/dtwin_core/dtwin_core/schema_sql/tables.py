@@ -12,6 +12,7 @@ from dtwin_core.schema_sql.base import Backend, StorageSpec, ident, qualified
 ALERT_KINDS = ("threshold", "stale", "offline", "predictive")
 ALERT_SEVERITIES = ("warning", "critical")
 ALERT_STATES = ("open", "acknowledged", "resolved")
+RECOMMENDATION_STATUSES = ("open", "accepted", "dismissed")
 
 
 def _in(values: tuple[str, ...]) -> str:
@@ -103,5 +104,38 @@ CREATE TABLE IF NOT EXISTS {predictions} (
     horizon_hours integer,
     explanation jsonb,
     PRIMARY KEY (asset, model, ts)
+);
+"""
+
+
+def ml(spec: StorageSpec) -> str:
+    """What the ML scorers write and the API serves: prediction task and remaining useful life, the details of
+    a predictive alert (probability, horizon, model, version, top features), and energy recommendations.
+
+    `energy_recommendations.kind` is open-ended (after_hours, simultaneous_heat_cool, setpoint_drift, ...): new
+    detectors must not need a migration. Only `status` is changed by people (through the API)."""
+    predictions, alerts, recs = (qualified(spec.schema, t) for t in ("predictions", "alerts", "energy_recommendations"))
+    return f"""ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS task text;
+ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS rul_hours double precision;
+-- "Latest failure prediction per asset" (asset lists) and per-site time ranges; predictions are few.
+CREATE INDEX IF NOT EXISTS "predictions_task_asset_ts" ON {predictions} (task, asset, ts DESC);
+ALTER TABLE {alerts} ADD COLUMN IF NOT EXISTS details jsonb;
+CREATE TABLE IF NOT EXISTS {recs} (
+    id bigserial PRIMARY KEY,
+    asset text,
+    kind text NOT NULL,
+    title text NOT NULL,
+    detail text,
+    kwh_saved double precision,
+    cost_saved double precision,
+    currency text,
+    period_start timestamptz,
+    period_end timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    model text,
+    version text,
+    status text NOT NULL DEFAULT 'open' CHECK (status IN ({_in(RECOMMENDATION_STATUSES)})),
+    status_changed_at timestamptz,
+    CHECK (period_end IS NULL OR period_start IS NULL OR period_end >= period_start)
 );
 """
