@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dtwin_ml import energy, features
+from dtwin_ml import energy, features, rul
 from dtwin_ml.anomaly import AnomalyModel
 from dtwin_ml.failure import FailureModel, health_inputs
 from dtwin_ml.window import STEP, WindowError, to_frames
@@ -225,4 +225,115 @@ class EnergyBundle:
         return out
 
 
-Bundle = AnomalyBundle | FailureBundle | EnergyBundle
+def _unit_frame(window: dict[str, Any]) -> pd.DataFrame:
+    """A run-to-failure window (`{"asset", "time": [numbers], "values": {...}}`) as a frame indexed by time."""
+    time = window.get("time")
+    if not isinstance(time, list) or not time:
+        raise WindowError(f'window of {window.get("asset")!r} needs "time": [cycles or hours, oldest first]')
+    index = pd.Index(np.asarray(time, dtype=float), name=rul.AGE)
+    if len(index) > 1 and not (np.diff(index.to_numpy()) > 0).all():
+        raise WindowError(f"window of {window.get('asset')!r}: time must increase")
+    values = window.get("values") or {}
+    if not isinstance(values, dict) or not values:
+        raise WindowError(f"window of {window.get('asset')!r} has no values")
+    cols = {}
+    for m, v in sorted(values.items()):
+        if len(v) != len(index):
+            raise WindowError(f"values[{m!r}] has {len(v)} values for {len(index)} times")
+        cols[str(m)] = np.asarray([np.nan if x is None else float(x) for x in v], dtype=float)
+    return pd.DataFrame(cols, index=index)
+
+
+@dataclass
+class RulBundle:
+    """Remaining useful life, clipped at `model.cap`, in `time_unit`; alert when it is at or below `threshold`.
+
+    Two modes, fixed at training (see `dtwin_ml.rul`). With `assets` (site histories with failure events): a
+    window is the usual 10-min grid of one known asset, the inputs are its robust-z health inputs and the RUL is
+    in hours (`rul_hours` too). Without (run-to-failure units): a window is `{"asset": unit, "time": [...],
+    "values": {sensor: [...]}}` with `time` the unit's age in `time_unit` (cycles, or hours since new), the model is
+    pooled over the raw `sensors`, so any unit that reports them is known; `timestamp` in the answer is then the
+    last `time` and `rul_hours` is None unless the unit is hours.
+    """
+
+    model: rul.RulModel
+    threshold: float
+    time_unit: str = "hours"
+    assets: dict[str, AssetState] = field(default_factory=dict)
+    sensors: tuple[str, ...] = ()
+    windows: tuple[int, ...] = rul.WINDOWS
+    feature_version: int = features.FEATURE_VERSION
+    task: ClassVar[str] = "rul"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.model.columns)
+
+    @property
+    def per_asset(self) -> bool:
+        return bool(self.assets)
+
+    @property
+    def lookback_steps(self) -> int:
+        if self.per_asset:
+            return max(lookback(s.config) for s in self.assets.values())
+        return max(self.windows)
+
+    def inputs(self, asset: str, frame: pd.DataFrame, stats: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The regressor's input rows for a whole history (KeyError for an unknown asset in per-asset mode)."""
+        if self.per_asset:
+            state = self.assets[asset]
+            return health_inputs(state.model, state.features(frame, stats))
+        x = rul.unit_features(frame.reindex(columns=list(self.sensors)), self.windows)
+        x[rul.AGE] = np.asarray(frame.index, dtype=float)
+        return x
+
+    def predict_frame(self, asset: str, frame: pd.DataFrame, stats: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every row's RUL, alert and top features."""
+        x = self.inputs(asset, frame, stats)
+        pred = self.model.predict(x)
+        out = pd.DataFrame(
+            {"rul": pred, "alert": pred <= self.threshold, "top": [_top(t) for t in self.model.explain(x, 3)]},
+            index=x.index,
+        )
+        if self.time_unit == "hours":
+            out["rul_hours"] = pred
+        return out
+
+    def _known(self, asset: str, frame: pd.DataFrame) -> bool:
+        return asset in self.assets if self.per_asset else all(s in frame for s in self.sensors)
+
+    def predict(self, windows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for w in windows:
+            asset = w.get("asset")
+            if not isinstance(asset, str) or not asset:
+                raise WindowError('a window needs "asset"')
+            if self.per_asset:
+                frame, stats = to_frames(w, STEP)
+                stamp: Any = _stamp(frame.index[-1])
+            else:
+                frame, stats = _unit_frame(w), None
+                stamp = float(frame.index[-1])
+            base = {"asset": asset, "timestamp": stamp, "unit": self.time_unit}
+            if not self._known(asset, frame):
+                out.append({**base, "known": False, "rul": None, "rul_hours": None, "alert": False, "top": []})
+                continue
+            if len(frame) < self.lookback_steps:
+                raise WindowError(f"window of {asset!r} has {len(frame)} steps; this model needs {self.lookback_steps}")
+            row = self.predict_frame(asset, frame, stats).iloc[-1]
+            value = round(float(row["rul"]), 4)
+            out.append(
+                {
+                    **base,
+                    "known": True,
+                    "rul": value,
+                    "rul_hours": value if self.time_unit == "hours" else None,
+                    "alert": bool(row["alert"]),
+                    "top": row["top"],
+                }
+            )
+        return out
+
+
+Bundle = AnomalyBundle | FailureBundle | EnergyBundle | RulBundle

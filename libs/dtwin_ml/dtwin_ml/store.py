@@ -76,8 +76,11 @@ def save(
     extra: dict[str, Any] | None = None,
     home: str | Path | None = None,
     attach: Callable[[str, Path], None] | None = None,
+    version: str | None = None,
 ) -> str:
     """Save `bundle` as a new version of model `name`; returns its tag ("name:version").
+
+    `version` names the version (e.g. the `1.0.0` a ModelDeployment asks for); default: a fresh unique one.
 
     `attach(tag, folder)` may write more files (a report, a plot) into the model's folder before it is stored."""
     import bentoml
@@ -95,7 +98,9 @@ def save(
         **(extra or {}),
     }
     metadata = plain(metadata)
-    with bentoml.models.create(name, labels={"task": bundle.task}, metadata=metadata, **_kw(home)) as model:
+    with bentoml.models.create(
+        f"{name}:{version}" if version else name, labels={"task": bundle.task}, metadata=metadata, **_kw(home)
+    ) as model:
         with open(model.path_of(FILE), "wb") as f:
             pickle.dump(bundle, f, protocol=pickle.HIGHEST_PROTOCOL)
         if attach is not None:

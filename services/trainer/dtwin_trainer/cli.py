@@ -26,7 +26,7 @@ def main() -> None:
 
 @app.command("train")
 def train_cmd(
-    task: Annotated[str, typer.Option(help="anomaly | failure | energy")],
+    task: Annotated[str, typer.Option(help="anomaly | failure | energy | rul")],
     name: Annotated[str, typer.Option(help="model name in the BentoML store (a new version per train)")],
     source: Annotated[str, typer.Option(help="sim | csv | db")] = "sim",
     seeds: Annotated[int, typer.Option(help="sim: simulated runs")] = 1,
@@ -40,8 +40,13 @@ def train_cmd(
     events: Annotated[
         Path | None, typer.Option(help="csv: fault/failure windows, columns asset,start,end,kind")
     ] = None,
-    dsn: Annotated[str, typer.Option(help="db: PostgreSQL DSN")] = "",
-    schema: Annotated[str, typer.Option(help="db: the site's schema")] = "",
+    label_column: Annotated[
+        str, typer.Option(help="csv: a readings column of 1/0 or event kinds per row, read as events")
+    ] = "",
+    unit_column: Annotated[str, typer.Option(help="csv, rul: run-to-failure unit id column")] = "",
+    time_column: Annotated[str, typer.Option(help="csv, rul: the units' age column (cycles or timestamps)")] = "",
+    dsn: Annotated[str, typer.Option(envvar=training.DSN_ENV, help="db: PostgreSQL DSN", show_envvar=True)] = "",
+    schema: Annotated[list[str] | None, typer.Option(help="db: a site schema; repeat for several sites")] = None,
     namespace: Annotated[str, typer.Option(help="asset keys are <namespace>/<asset>")] = "dtwin-demo",
     timezone: Annotated[str, typer.Option(help="csv/db: the site's time zone")] = "UTC",
     holdout: Annotated[float, typer.Option(help="share of the history at the end kept for evaluation")] = 0.2,
@@ -61,8 +66,11 @@ def train_cmd(
         cache=None if no_cache else training.SourceArgs().cache,
         csv=csv,
         events=events,
+        label_column=label_column,
+        unit_column=unit_column,
+        time_column=time_column,
         dsn=dsn,
-        schema=schema,
+        schemas=tuple(schema or ()),
         namespace=namespace,
         timezone=timezone,
         holdout=holdout,
@@ -75,6 +83,35 @@ def train_cmd(
     typer.echo(json.dumps(result.metrics), err=True)
     typer.echo(f"report: {result.report_path}", err=True)
     typer.echo(result.tag)
+
+
+@app.command("recommend")
+def recommend_cmd(
+    dsn: Annotated[str, typer.Option(envvar=training.DSN_ENV, help="PostgreSQL DSN", show_envvar=True)] = "",
+    schema: Annotated[list[str] | None, typer.Option(help="a site schema; repeat for several sites")] = None,
+    days: Annotated[int, typer.Option(help="whole days back from today's UTC midnight")] = 7,
+    tariff: Annotated[float, typer.Option(help="price per kWh")] = 0.25,
+    currency: Annotated[str, typer.Option()] = "EUR",
+    timezone: Annotated[str, typer.Option(help="the sites' time zone (occupied hours are local)")] = "UTC",
+    occupied: Annotated[
+        str, typer.Option(help="occupied hours: DAYS,START-END with days 0=Mon (0-4,7-19)")
+    ] = "0-4,7-19",
+) -> None:
+    """Run the energy-saving detectors over each schema's recent history and insert new recommendations."""
+    from dtwin_trainer import recommend as rec
+
+    try:
+        if not dsn:
+            raise ValueError(f"needs --dsn or the environment variable {training.DSN_ENV}")
+        if not schema:
+            raise ValueError("needs --schema (once per site schema)")
+        settings = rec.settings(tariff, currency, timezone, occupied)
+        for s in schema:
+            found, added = rec.run(dsn, s, days, settings)
+            typer.echo(f"{s}: {found} recommendation(s), {added} new", err=True)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The small report a `train` leaves in its model's folder: `report.json` and one plot.
 
 The plot is the holdout's step-level precision-recall curve for anomaly and failure, and one series' day-ahead
-forecast against the actual for energy (matplotlib's Agg backend: no display needed).
+forecast against the actual for energy, one held-out unit's predicted vs true RUL for rul (matplotlib's Agg
+backend: no display needed).
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def _plot(path: Path, task: str, result: dict[str, Any]) -> Path:
         ax.set_title(f"{ex['series']} (holdout)")
         ax.set_ylabel("kWh per hour")
         fig.autofmt_xdate()
+    elif task == "rul" and "example" in result:
+        ex = result["example"]
+        t = pd.to_datetime(ex["time"], utc=True) if ex["time"] and isinstance(ex["time"][0], str) else ex["time"]
+        ax.plot(t, ex["actual"], label="true RUL (clipped)", lw=1.2)
+        ax.plot(t, ex["predicted"], label="predicted (out of fold)", lw=1.2)
+        ax.set_title(f"{ex['unit']} (held out)")
+        ax.set_xlabel("age" if t is ex["time"] else "time")
+        ax.set_ylabel("remaining useful life")
+        ax.legend()
+    elif task == "rul":
+        ax.text(0.5, 0.5, "see report.json", ha="center")
     else:
         from sklearn.metrics import precision_recall_curve
 

@@ -167,6 +167,90 @@ def test_train_from_a_site_schema_in_postgres(run: dataset.Run, pg_dsn: str, tmp
     for a in assets:
         pd.testing.assert_frame_equal(grids[a][0], want[a][0], check_freq=False)
         pd.testing.assert_frame_equal(grids[a][1], want[a][1], check_freq=False)
-    args = train.SourceArgs(dsn=pg_dsn, schema="site_plant", days=5, end=end, namespace="plant")
+    args = train.SourceArgs(dsn=pg_dsn, schemas=("site_plant",), days=5, end=end, namespace="plant")
     result = train.train("anomaly", "db", name="db-anomaly", args=args, home=tmp_path, progress=_quiet)
     assert sorted(store.load(result.tag, tmp_path).assets) == [f"plant/{a}" for a in assets]
+
+
+def test_the_db_source_reads_several_schemas_and_keeps_a_shared_asset_name_apart(
+    run: dataset.Run, pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b, c, d = sorted(run.frames)[:4]
+    end = run.frames[a].index[0] + pd.Timedelta(days=4)
+    long = _long(run, [a, b, c, d])
+    long = long[long["timestamp"] < end]
+    site_a = long[long["asset"].isin([a, c])]
+    site_b = long[long["asset"].isin([b, d])].replace({"asset": {d: c}})  # another history under the name `c`
+    _insert(pg_dsn, "site_a", site_a)
+    _insert(pg_dsn, "site_b", site_b)
+    grids = dbsource.read_db(pg_dsn, ["site_a", "site_b"], 4, end)
+    assert sorted(grids) == sorted([a, b, f"{c}@site_a", f"{c}@site_b"])
+    pd.testing.assert_frame_equal(grids[b][0], csvsource.grid_from_long(site_b)[b][0], check_freq=False)
+    pd.testing.assert_frame_equal(grids[f"{c}@site_b"][0], csvsource.grid_from_long(long)[d][0], check_freq=False)
+    pd.testing.assert_frame_equal(grids[f"{c}@site_a"][0], csvsource.grid_from_long(long)[c][0], check_freq=False)
+
+    # The operator's CronJob: the DSN from the environment, one --schema per site.
+    monkeypatch.setenv(train.DSN_ENV, pg_dsn)
+    monkeypatch.setattr(train.pd.Timestamp, "now", classmethod(lambda cls, tz=None: end))
+    argv = ["train", "--task", "anomaly", "--name", "multi", "--source", "db", "--namespace", "ns"]
+    argv += ["--schema", "site_a", "--schema", "site_b", "--days", "4", "--bentoml-home", str(tmp_path)]
+    assert cli.run(argv) == 0
+    captured = capsys.readouterr()
+    tag = captured.out.strip().splitlines()[-1]
+    assert "kept apart as <asset>@<schema>" in captured.err
+    assert sorted(store.load(tag, tmp_path).assets) == sorted(f"ns/{k}" for k in grids)
+    monkeypatch.delenv(train.DSN_ENV)
+    assert cli.run(argv) == 2
+    assert train.DSN_ENV in capsys.readouterr().err
+
+
+LABELLED = """timestamp,asset,metric,value,label
+2026-01-05T00:00:00Z,p1,temp,1,0
+2026-01-05T00:00:00Z,p1,flow,2,
+2026-01-05T00:10:00Z,p1,temp,1,1
+2026-01-05T00:20:00Z,p1,temp,1,1
+2026-01-05T00:20:00Z,p1,flow,2,0
+2026-01-05T00:30:00Z,p1,temp,1,0
+2026-01-05T00:40:00Z,p1,temp,1,stuck_sensor
+2026-01-05T00:50:00Z,p1,temp,1,failure
+2026-01-05T01:00:00Z,p1,temp,1,failure
+2026-01-05T00:00:00Z,p2,temp,1,
+2026-01-05T00:10:00Z,p2,temp,1,spike
+"""
+
+EVENTS = """asset,start,end,kind
+p1,2026-01-05T00:10:00+00:00,2026-01-05T00:30:00+00:00,fault
+p1,2026-01-05T00:40:00+00:00,2026-01-05T00:50:00+00:00,stuck_sensor
+p1,2026-01-05T00:50:00+00:00,2026-01-05T01:10:00+00:00,failure
+p2,2026-01-05T00:10:00+00:00,2026-01-05T00:20:00+00:00,spike
+"""
+
+
+def test_a_label_column_gives_the_events_of_the_equivalent_events_file(tmp_path: Path) -> None:
+    (tmp_path / "long.csv").write_text(LABELLED)
+    (tmp_path / "events.csv").write_text(EVENTS)
+    grids, truth = csvsource.read_labelled_csv(tmp_path / "long.csv", "label")
+    assert truth == csvsource.read_events_csv(tmp_path / "events.csv")
+    assert [r["kind"] for r in truth] == ["fault", "stuck_sensor", "degradation", "failure", "spike"]
+    pd.testing.assert_frame_equal(grids["p1"][0], csvsource.read_long_csv(tmp_path / "long.csv")["p1"][0])
+    # The same readings wide (one column per metric) give the same grid and the same events.
+    long = pd.read_csv(tmp_path / "long.csv", dtype=str)
+    wide = long.pivot_table(index=["timestamp", "asset"], columns="metric", values="value", aggfunc="first")
+    labels = long.assign(k=long["label"].fillna("")).groupby(["timestamp", "asset"])["k"].max()
+    wide.assign(label=labels).reset_index().to_csv(tmp_path / "wide.csv", index=False)
+    wide_grids, wide_truth = csvsource.read_labelled_csv(tmp_path / "wide.csv", "label")
+    assert wide_truth == truth
+    pd.testing.assert_frame_equal(wide_grids["p1"][0], grids["p1"][0])
+
+
+def test_train_from_a_csv_with_a_label_column(run: dataset.Run, tmp_path: Path) -> None:
+    assets = sorted(run.frames)[:3]
+    long = _long(run, assets)
+    long["label"] = ""
+    for e in _events(run, assets).itertuples(index=False):
+        inside = (long["asset"] == e.asset) & (long["timestamp"] >= e.start) & (long["timestamp"] < e.end)
+        long.loc[inside, "label"] = e.kind
+    long.to_csv(tmp_path / "readings.csv", index=False)
+    args = train.SourceArgs(csv=tmp_path / "readings.csv", label_column="label", namespace="site-a")
+    result = train.train("anomaly", "csv", name="labelled", args=args, home=tmp_path / "bh", progress=_quiet)
+    assert result.metrics["train_f1"] > 0 and result.metrics["events"] > 0  # the labels were read as events

@@ -1,0 +1,86 @@
+"""`python -m dtwin_trainer recommend` against a real site schema: detects, inserts, and a rerun adds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pandas as pd
+import pytest
+
+from dtwin_core import migrate
+from dtwin_core.schema import StorageSpec
+from dtwin_trainer import cli, recommend, train
+
+NOW = pd.Timestamp("2026-01-12T09:30:00Z")  # a Monday morning: the period is the week before, Mon-Sun
+
+
+def _readings() -> list[tuple[str, Any, float]]:
+    index = pd.date_range("2026-01-05", "2026-01-12", freq="5min", tz="UTC", inclusive="left")
+    work = (index.dayofweek < 5) & (index.hour >= 7) & (index.hour < 19)
+    evening = (index.dayofweek < 5) & (index.hour >= 19) & (index.hour < 23)
+    noise = np.random.default_rng(1).normal(0, 0.2, len(index))
+    late = np.where(work | evening, 20.0, 2.0) + noise  # 20 h a week at 18 kW above its night load
+    clean = np.where(work, 20.0, 2.0) + noise
+    rows = [
+        (f"{a}.power", t.to_pydatetime(), float(v))
+        for a, x in (("ahu-1", late), ("ahu-2", clean))
+        for t, v in zip(index, x, strict=True)
+    ]
+    return rows
+
+
+async def _seed(dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate.apply(conn, StorageSpec(schema))
+        await conn.executemany(
+            f'INSERT INTO "{schema}"."sensors" (name, asset, metric, unit, canonical_unit, topic, format) '
+            "VALUES ($1, $2, 'power', 'kW', 'kW', 't', 'json')",
+            [("ahu-1.power", "ahu-1"), ("ahu-2.power", "ahu-2")],
+        )
+        await conn.copy_records_to_table(
+            "telemetry", schema_name=schema, records=_readings(), columns=["sensor", "ts", "value"]
+        )
+    finally:
+        await conn.close()
+
+
+async def _rows(dsn: str, schema: str) -> list[Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(f'SELECT * FROM "{schema}".energy_recommendations ORDER BY id'))
+    finally:
+        await conn.close()
+
+
+def test_recommend_inserts_once_per_asset_kind_and_period(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_seed(pg_dsn, "site_a"))
+    s = recommend.settings(0.3, "EUR", "UTC")
+    assert recommend.run(pg_dsn, "site_a", 7, s, NOW) == (1, 1)
+    (row,) = asyncio.run(_rows(pg_dsn, "site_a"))
+    assert (row["asset"], row["kind"], row["currency"], row["model"]) == (
+        "ahu-1",
+        "after_hours",
+        "EUR",
+        "dtwin-recommend",
+    )
+    assert row["kwh_saved"] == pytest.approx(360, rel=0.05) and row["cost_saved"] == pytest.approx(
+        row["kwh_saved"] * 0.3, abs=0.01
+    )
+    assert row["period_start"] == pd.Timestamp("2026-01-05T00:00Z") and row["period_end"] == pd.Timestamp(
+        "2026-01-12T00:00Z"
+    )
+    assert row["status"] == "open"
+    # The CLI later the same day (DSN from the environment): same period, nothing new.
+    monkeypatch.setenv(train.DSN_ENV, pg_dsn)
+    monkeypatch.setattr(recommend, "period_end", lambda now=None: NOW.floor("D"))
+    assert cli.run(["recommend", "--schema", "site_a", "--days", "7", "--tariff", "0.3"]) == 0
+    assert "1 recommendation(s), 0 new" in capsys.readouterr().err
+    assert len(asyncio.run(_rows(pg_dsn, "site_a"))) == 1
+    monkeypatch.delenv(train.DSN_ENV)
+    assert cli.run(["recommend", "--schema", "site_a"]) == 2
