@@ -51,6 +51,9 @@ def train_cmd(
     timezone: Annotated[str, typer.Option(help="csv/db: the site's time zone")] = "UTC",
     holdout: Annotated[float, typer.Option(help="share of the history at the end kept for evaluation")] = 0.2,
     bentoml_home: Annotated[Path | None, typer.Option(help="store under DIR/models (default: $BENTOML_HOME)")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="the model version to save (e.g. 1.2.0); default: a fresh unique one")
+    ] = None,
 ) -> None:
     """Train TASK on a history, evaluate it on the holdout, save it to the model store; prints the tag last."""
     t0 = time.monotonic()
@@ -76,7 +79,9 @@ def train_cmd(
         holdout=holdout,
     )
     try:
-        result = training.train(task, source, name=name, args=args, home=bentoml_home, progress=progress)
+        result = training.train(
+            task, source, name=name, args=args, home=bentoml_home, progress=progress, version=version
+        )
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
