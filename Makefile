@@ -57,7 +57,7 @@ test: venv services control-plane ## every test, against a real local control pl
 clean: down ## stop everything and remove run state
 	@rm -rf $(RUN)
 
-.PHONY: bench bench-ingest bench-api
+.PHONY: bench bench-ingest bench-api bench-inference
 BENCH_ARGS ?=
 
 bench-ingest: venv ## ingest benchmark (issue 3; ~5 min): COPY ceiling, anchors, dtwin bridge; BENCH_ARGS=--quick
@@ -66,7 +66,10 @@ bench-ingest: venv ## ingest benchmark (issue 3; ~5 min): COPY ceiling, anchors,
 bench-api: venv ## API benchmark (issue 5; ~5 min): publish -> WebSocket latency vs the broker's, rollup vs raw queries; BENCH_ARGS=--quick
 	@$(PY) -m dtwin_bench.api $(BENCH_ARGS)
 
-bench: bench-ingest bench-api ## every benchmark; results in .bench/
+bench-inference: venv ## inference benchmark (~2 min): anomaly bento over HTTP vs bundle.predict in process; BENCH_ARGS=--quick
+	@$(PY) -m dtwin_bench.inference $(BENCH_ARGS)
+
+bench: bench-ingest bench-api bench-inference ## every benchmark; results in .bench/
 
 .PHONY: eval
 EVAL_ARGS ?=
