@@ -44,7 +44,7 @@ from dtwin_ml.window import WindowError
 TAG_ENV = "DTWIN_MODEL_TAG"
 BATCH_ENV = "DTWIN_MAX_BATCH_SIZE"
 LATENCY_ENV = "DTWIN_MAX_LATENCY_MS"
-DEFAULT_BATCH, DEFAULT_LATENCY_MS = 64, 50  # the ModelDeployment's defaults
+DEFAULT_BATCH, DEFAULT_LATENCY_MS = 64, 2000  # the ModelDeployment's defaults
 # One worker per process: a replica is one pod with a quarter of a core requested, and the HPA scales pods.
 SERVICE: dict[str, Any] = {"workers": 1, "traffic": {"timeout": 60}}
 

@@ -31,7 +31,10 @@ class WindowError(ValueError):
 def _floats(values: Sequence[Any], n: int, where: str) -> np.ndarray:
     if len(values) != n:
         raise WindowError(f"{where} has {len(values)} values for {n} timestamps")
-    return np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
+    try:
+        return np.asarray([np.nan if v is None else float(v) for v in values], dtype=float)
+    except (TypeError, ValueError) as e:
+        raise WindowError(f"{where} holds a value that is not a number ({e})") from e
 
 
 def index_of(window: dict[str, Any], step: pd.Timedelta = STEP) -> pd.DatetimeIndex:

@@ -62,7 +62,13 @@ class Serving(Model):
     min_replicas: int = Field(default=1, description="Fewest serving replicas.", ge=1, le=100)
     max_replicas: int = Field(default=2, description="Most serving replicas the autoscaler may run.", ge=1, le=100)
     max_batch_size: int = Field(default=64, description="Adaptive batching: largest batch.", ge=1, le=4096)
-    max_latency_ms: int = Field(default=50, description="Adaptive batching: longest wait.", ge=1, le=60000)
+    max_latency_ms: int = Field(
+        default=2000,
+        description="Adaptive batching: latency budget of one call; BentoML refuses (503) a call that would queue "
+        "longer, and the scorer retries it on its next pass.",
+        ge=1,
+        le=60000,
+    )
     alert_threshold: float = Field(
         default=0.8, description="Score (0-1) above which a predictive alert is raised.", ge=0, le=1
     )
