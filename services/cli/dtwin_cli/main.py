@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from dtwin_cli import history
+from dtwin_cli import edge, history, model
 
 app = typer.Typer(
     name="dtwin",
@@ -18,3 +18,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(history.app, name="history")
+app.add_typer(model.app, name="model")
+app.add_typer(edge.app, name="edge")
