@@ -465,8 +465,8 @@ def binding_doc() -> dict[str, Any]:
     }
 
 
-def model_doc(canary: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"task": "failure", "model": {"name": "failure-rf", "version": "1.0"}}
+def model_doc(canary: bool, task: str = "failure") -> dict[str, Any]:
+    spec: dict[str, Any] = {"task": task, "model": {"name": "failure-rf", "version": "1.0"}}
     if canary:
         spec["canary"] = {"version": "1.1"}
     return {"apiVersion": "dtwin.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "pumps"}, "spec": spec}
@@ -581,6 +581,7 @@ CAN = [
     ("delete", "deployments.apps", "-n", "x"),
     ("delete", "horizontalpodautoscalers.autoscaling", "-n", "x"),
     ("patch", "cronjobs.batch", "-n", "x"),
+    ("delete", "cronjobs.batch", "-n", "x"),  # the recommendations of a model whose task is no longer energy
     ("list", "leases.coordination.k8s.io", "-n", "x"),
     ("update", "modeldeployments.dtwin.io", "--subresource=finalizers", "-n", "x"),
 ]
@@ -592,7 +593,6 @@ CANNOT = [
     ("update", "statefulsets.apps", "-n", "x"),
     ("patch", "statefulsets.apps", "--subresource=scale", "-n", "x"),  # the HPA scales it, not the operator
     ("patch", "deployments.apps", "--subresource=scale", "-n", "x"),  # the HPA scales model servers
-    ("delete", "cronjobs.batch", "-n", "x"),  # garbage collection removes a CronJob with its ModelDeployment
     ("create", "jobs.batch", "-n", "x"),  # the CronJob controller runs the trainers, not the operator
     ("delete", "configmaps", "-n", "x"),
     ("create", "sites.dtwin.io", "-n", "x"),
@@ -696,13 +696,21 @@ def test_operator_reconciles_with_only_the_chart_rbac(
             ):
                 assert twin.get(kind, ns, name, version) is not None, f"{kind} {name}"
 
-            # A ModelDeployment's children, and the prune of its canary trio when the canary goes.
-            twin.apply(model_doc(canary=True), ns)
-            for kind, version in (("Deployment", "apps/v1"), ("CronJob", "batch/v1")):
-                name = "dtwin-model-pumps-canary" if kind == "Deployment" else "dtwin-train-pumps"
+            # A ModelDeployment's children (the scorer's Role grants Lease rights the operator must hold), and
+            # the prune of its canary trio and its recommendations CronJob when the canary and the energy task go.
+            twin.apply(model_doc(canary=True, task="energy"), ns)
+            for kind, version, name in (
+                ("Deployment", "apps/v1", "dtwin-model-pumps-canary"),
+                ("CronJob", "batch/v1", "dtwin-train-pumps"),
+                ("CronJob", "batch/v1", "dtwin-recs-pumps"),
+                ("Deployment", "apps/v1", "dtwin-scorer-pumps"),
+                ("Role", "rbac.authorization.k8s.io/v1", "dtwin-scorer-pumps"),
+                ("RoleBinding", "rbac.authorization.k8s.io/v1", "dtwin-scorer-pumps"),
+            ):
                 wait_until(lambda k=kind, v=version, n=name: twin.get(k, ns, n, v), CONVERGE, name, on_timeout=log_tail)
             twin.apply(model_doc(canary=False), ns)
             wait_deleted(twin, "Deployment", ns, "dtwin-model-pumps-canary", CONVERGE, "apps/v1")
+            wait_deleted(twin, "CronJob", ns, "dtwin-recs-pumps", CONVERGE, "batch/v1")
             alive()
 
             # Events are posted in the background; one about the Site proves `create events`.

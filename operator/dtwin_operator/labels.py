@@ -43,3 +43,8 @@ def model(name: str, component: str) -> dict[str, str]:
 def model_selector(name: str, track: str) -> dict[str, str]:
     """The immutable subset a serving Deployment and its Service select pods of one track by."""
     return {"app.kubernetes.io/name": "dtwin-model", "app.kubernetes.io/instance": name, TRACK: track}
+
+
+def model_workload_selector(name: str, component: str) -> dict[str, str]:
+    """The immutable subset a ModelDeployment's single-track workload (the scorer) selects its pods by."""
+    return {"app.kubernetes.io/name": f"dtwin-{component}", "app.kubernetes.io/instance": name}

@@ -3,7 +3,8 @@
 Children of a Site are named `dtwin-bridge-<site>` etc.; the Site CRD limits
 site names to `MAX_SITE_NAME` DNS-1035 characters so every derived name stays a
 valid Service/label value (<= 63). Children of a ModelDeployment are named
-`dtwin-model-<name>[-canary]` and `dtwin-train-<name>`, within `MAX_MODEL_NAME`.
+`dtwin-model-<name>[-canary]`, `dtwin-scorer-<name>`, `dtwin-train-<name>` and `dtwin-recs-<name>`, within
+`MAX_MODEL_NAME`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ ROUTING_KEY = "routing.json"
 # <statefulset>-<hash of up to 10 characters>`, a label value of at most 63: one more character and the
 # StatefulSet controller cannot create a single pod (https://github.com/kubernetes/kubernetes/issues/64023).
 MAX_SITE_NAME = 39
-# A CronJob name is at most 52 characters (its Jobs append an 11-character suffix): dtwin-train-<name> (12 + 40).
+# A CronJob name is at most 52 characters (its Jobs append an 11-character suffix): dtwin-train-<name> (12 + 40),
+# dtwin-recs-<name> (11 + 40).
 MAX_MODEL_NAME = 40
 MODEL_PORT = 3000
+SCORER_METRICS_PORT = 9466  # dtwin_scorer's default
+SCORER_ROUTING_DIR = "/etc/dtwin/models"  # dtwin_scorer's default: one `<model>.json` per ModelDeployment
 
 
 def bridge(site: str) -> str:
@@ -63,6 +67,16 @@ def model_routing_configmap(name: str) -> str:
 
 def training_cronjob(name: str) -> str:
     return f"dtwin-train-{name}"
+
+
+def scorer(name: str) -> str:
+    """Deployment, ServiceAccount, Role and RoleBinding of a ModelDeployment's online scorer."""
+    return f"dtwin-scorer-{name}"
+
+
+def recommend_cronjob(name: str) -> str:
+    """The energy recommendations CronJob (`dtwin-recommend-<name>` would not fit in 52 characters)."""
+    return f"dtwin-recs-{name}"
 
 
 def model_url(namespace: str, name: str, canary: bool = False) -> str:

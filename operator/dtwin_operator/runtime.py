@@ -35,7 +35,7 @@ class Runtime:
     async def model(self, idx: Indexes, namespace: str, name: str) -> None:
         """Reconcile a ModelDeployment, coalesced with concurrent requests for the same one."""
         s = self.settings
-        cfg = ModelConfig(self.images, s.model_store_claim, s.retry_delay, s.trainer_secret)
+        cfg = ModelConfig(self.images, s.model_store_claim, s.retry_delay, s.trainer_secret, s.scorer_image)
         await self.coalescer.run(
             ("ModelDeployment", namespace, name),
             lambda: reconcile_model(self.kube, idx, namespace, name, cfg, self.rollbacks),

@@ -20,7 +20,12 @@ class OperatorSettings(BaseSettings):
         description="Image of the BentoML model servers (every task's bento under /app/bentos/<task>).",
     )
     trainer_image: str = Field(
-        default="ghcr.io/dtwin/trainer:0.1.0", description="Image of the retraining CronJobs (dtwin_trainer)."
+        default="ghcr.io/dtwin/trainer:0.1.0",
+        description="Image of the retraining and energy recommendation CronJobs (dtwin_trainer).",
+    )
+    scorer_image: str = Field(
+        default="ghcr.io/dtwin/scorer:0.1.0",
+        description="Image of each ModelDeployment's online scorer Deployment (dtwin_scorer).",
     )
     model_store_claim: str | None = Field(
         default=None,

@@ -1,4 +1,5 @@
-"""ModelDeployments against a real API server and a real operator process: serving, versions, canary, rollback.
+"""ModelDeployments against a real API server and a real operator process: serving, versions, canary, rollback,
+the scorer's workload and identity, energy recommendations, garbage collection.
 
 The local control plane runs kube-controller-manager and KWOK, so the serving Deployments really roll out and
 become ready (KWOK fakes the pods); callers' reports are real Leases written as the scorer writes them
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from dtwin_core.model_calls import CallStats, lease_body
 from dtwin_localcp import kopf_process, processes
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.twin import Twin, wait_deleted
+from dtwin_scorer.lease import Reporter
 
 pytestmark = pytest.mark.cluster
 
@@ -53,9 +57,9 @@ def asset_doc(name: str) -> dict[str, Any]:
     }
 
 
-def model_doc(version: str = "1.0", canary: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_doc(version: str = "1.0", canary: dict[str, Any] | None = None, task: str = "failure") -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "task": "failure",
+        "task": task,
         "model": {"name": "failure-rf", "version": version},
         "selector": {"kinds": ["Pump"]},
         "serving": {"minReplicas": 1, "maxReplicas": 2},
@@ -214,3 +218,81 @@ def test_bad_canary_is_rolled_back_with_a_warning(twin: Twin, operator: Path, na
     )
     assert obj["status"].get("rolledBackVersion") is None
     assert routing(twin, namespace)["canary"]["version"] == "1.2"  # type: ignore[index]
+
+
+def serviceaccount_client(twin: Twin, namespace: str, name: str) -> client.ApiClient:
+    """An API client authenticated as the ServiceAccount `name` (a short-lived token), on the admin's server."""
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
+    status = client.CoreV1Api(twin.api).create_namespaced_service_account_token(name, namespace, request).status
+    assert status is not None
+    token = status.token
+    admin = twin.api.configuration
+    cfg = client.Configuration()
+    cfg.host, cfg.ssl_ca_cert, cfg.api_key = admin.host, admin.ssl_ca_cert, {"authorization": f"Bearer {token}"}
+    return client.ApiClient(cfg)
+
+
+def forbidden(call: Any) -> bool:
+    try:
+        call()
+    except ApiException as e:
+        return e.status == 403
+    return False
+
+
+def test_scorer_and_recommendations_run_with_their_own_identity_and_go_with_the_model(
+    twin: Twin, operator: Path, namespace: str
+) -> None:
+    twin.apply(asset_doc("p1"), namespace)
+    twin.apply(model_doc(task="energy"), namespace)
+    wait_status(twin, namespace, "stable served", lambda st: st.get("readyReplicas") == 1)
+    scorer = f"dtwin-scorer-{NAME}"
+    children = [
+        ("Deployment", "apps/v1", scorer),
+        ("ServiceAccount", "v1", scorer),
+        ("Role", "rbac.authorization.k8s.io/v1", scorer),
+        ("RoleBinding", "rbac.authorization.k8s.io/v1", scorer),
+        ("CronJob", "batch/v1", f"dtwin-recs-{NAME}"),
+    ]
+    for kind, version, name in children:
+
+        def rendered(k: str = kind, v: str = version, n: str = name) -> dict[str, Any] | None:
+            return twin.get(k, namespace, n, v)
+
+        child = wait_until(rendered, 30, f"{kind} {name}")
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelDeployment", NAME, True)
+        assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == NAME
+    dep = twin.get("Deployment", namespace, scorer, "apps/v1")
+    pod = dep["spec"]["template"]["spec"]  # type: ignore[index]
+    assert pod["serviceAccountName"] == scorer
+    assert pod["volumes"][0]["configMap"]["items"] == [{"key": "routing.json", "path": f"{NAME}.json"}]
+    cron = twin.get("CronJob", namespace, f"dtwin-recs-{NAME}", "batch/v1")
+    (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    assert (c["command"][3:], cron["spec"]["suspend"]) == (["recommend", "--schema", "site_hq", "--days", "7"], False)  # type: ignore[index]
+
+    # The scorer's ServiceAccount writes its calls Lease exactly as the scorer does, and the operator reads it...
+    api = serviceaccount_client(twin, namespace, scorer)
+    try:
+        Reporter(api, "dtwin-scorer-pumps-abc12", 5.0).report(namespace, NAME, CallStats("1.0", 7, 1, 3.0), None)
+        wait_status(twin, namespace, "the scorer's 7 calls counted", lambda st: st.get("calls", {}).get("stable") == 7)
+        # ...and may do nothing else.
+        leases, core = client.CoordinationV1Api(api), client.CoreV1Api(api)
+        assert forbidden(lambda: leases.list_namespaced_lease(namespace))
+        assert forbidden(
+            lambda: leases.delete_namespaced_lease(f"dtwin-model-{NAME}-calls-dtwin-scorer-pumps-abc12", namespace)
+        )
+        assert forbidden(lambda: core.read_namespaced_secret("dtwin-trainer", namespace))
+        assert forbidden(lambda: core.list_namespaced_pod(namespace))
+    finally:
+        api.close()
+
+    # No longer an energy model: its recommendations go, the scorer stays.
+    twin.apply(model_doc(task="failure"), namespace)
+    wait_deleted(twin, "CronJob", namespace, f"dtwin-recs-{NAME}", 30, "batch/v1")
+    assert twin.get("Deployment", namespace, scorer, "apps/v1") is not None
+
+    # Everything the ModelDeployment rendered goes with it (garbage collection of its ownerReferences).
+    twin.resource("ModelDeployment").delete(name=NAME, namespace=namespace)
+    for kind, version, name in [*children[:4], ("CronJob", "batch/v1", f"dtwin-train-{NAME}")]:
+        wait_deleted(twin, kind, namespace, name, CONVERGE, version)

@@ -38,6 +38,9 @@ MODEL_KINDS = (
     ("Service", "v1"),
     ("HorizontalPodAutoscaler", "autoscaling/v2"),
     ("CronJob", "batch/v1"),
+    ("ServiceAccount", "v1"),
+    ("Role", "rbac.authorization.k8s.io/v1"),
+    ("RoleBinding", "rbac.authorization.k8s.io/v1"),
 )
 
 
@@ -55,7 +58,9 @@ def expected_model_objects(doc: dict[str, Any]) -> list[tuple[str, str]]:
     m = doc["metadata"]["name"]
     tracks = [f"dtwin-model-{m}", *([f"dtwin-model-{m}-canary"] if "canary" in doc["spec"] else [])]
     serving = [(k, t) for t in tracks for k in ("Deployment", "Service", "HorizontalPodAutoscaler")]
-    return [*serving, ("ConfigMap", f"dtwin-model-{m}-routing"), ("CronJob", f"dtwin-train-{m}")]
+    recommend = [("CronJob", f"dtwin-recs-{m}")] if doc["spec"]["task"] == "energy" else []
+    scorer = [(k, f"dtwin-scorer-{m}") for k in ("Deployment", "ServiceAccount", "Role", "RoleBinding")]
+    return [*serving, ("ConfigMap", f"dtwin-model-{m}-routing"), ("CronJob", f"dtwin-train-{m}"), *recommend, *scorer]
 
 
 def test_sigkill_mid_reconcile_then_restart_converges(

@@ -1,4 +1,5 @@
-"""Unit tests of the ModelDeployment renderers: serving tracks, routing.json, retraining CronJob, determinism."""
+"""Unit tests of the ModelDeployment renderers: serving tracks, routing.json, retraining and recommendations
+CronJobs, determinism (the scorer's manifests: test_render_scorer.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dtwin_operator.render.context import Images, ModelContext
 from dtwin_operator.render.model import (
     PRUNABLE,
     model_children,
+    recommend_cronjob,
     routing,
     serving_deployment,
     serving_hpa,
@@ -51,20 +53,26 @@ def env(dep: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-def test_stable_only_renders_the_serving_trio_routing_and_cronjob() -> None:
+def test_stable_only_renders_the_serving_trio_routing_cronjob_and_scorer() -> None:
     got = by_name(model_children(context()))
     assert sorted(got) == [
         ("ConfigMap", "dtwin-model-pumps-routing"),
-        ("CronJob", "dtwin-train-pumps"),
+        ("CronJob", "dtwin-train-pumps"),  # no recommendations: not the energy task
         ("Deployment", "dtwin-model-pumps"),
+        ("Deployment", "dtwin-scorer-pumps"),
         ("HorizontalPodAutoscaler", "dtwin-model-pumps"),
+        ("Role", "dtwin-scorer-pumps"),
+        ("RoleBinding", "dtwin-scorer-pumps"),
         ("Service", "dtwin-model-pumps"),
+        ("ServiceAccount", "dtwin-scorer-pumps"),
     ]
     for m in got.values():
         assert m["metadata"]["namespace"] == "demo"
         assert m["metadata"]["labels"][labels.MODEL] == "pumps"
         assert m["metadata"]["labels"][labels.MANAGED_BY] == "dtwin-operator"
         assert labels.SITE not in m["metadata"]["labels"]  # the Site's owned-object watch must not take it
+        # `kubectl get deploy,cronjob -l app.kubernetes.io/instance=pumps` lists every workload of the model.
+        assert m["metadata"]["labels"]["app.kubernetes.io/instance"] == "pumps"
 
 
 def test_canary_adds_the_same_trio_and_routing_percent() -> None:
@@ -79,9 +87,10 @@ def test_canary_adds_the_same_trio_and_routing_percent() -> None:
     )
     table = json.loads(got[("ConfigMap", "dtwin-model-pumps-routing")]["data"]["routing.json"])
     assert table["canary"] == {"version": "1.1", "url": "http://dtwin-model-pumps-canary.demo.svc:3000", "percent": 20}
+    # What the reconcile prunes: the canary trio, and the recommendations CronJob (the task may change).
     assert {(api, kind) for api, kind in PRUNABLE} == {
         (m["apiVersion"], m["kind"]) for m in manifests if m["metadata"]["name"] == "dtwin-model-pumps-canary"
-    }
+    } | {("batch/v1", "CronJob")}
 
 
 def test_serving_deployment_runs_the_tasks_bento_at_its_version() -> None:
@@ -175,6 +184,41 @@ def test_training_cronjob() -> None:
     assert training_cronjob(context(sites=()))["spec"]["suspend"] is True
 
 
+def test_energy_models_get_a_daily_recommendations_cronjob() -> None:
+    ctx = context(task="energy", sites=("hq", "plant-2"))
+    manifests = model_children(ctx)
+    cj = by_name(manifests)[("CronJob", "dtwin-recs-pumps")]
+    assert cj == recommend_cronjob(ctx)
+    spec = cj["spec"]
+    assert (spec["schedule"], spec["concurrencyPolicy"], spec["suspend"]) == ("30 5 * * *", "Forbid", False)
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == [
+        "python", "-m", "dtwin_trainer", "recommend", "--schema", "site_hq", "--schema", "site_plant_2", "--days", "7",
+    ]  # fmt: skip
+    assert c["image"] == "ghcr.io/dtwin/trainer:test"
+    assert c["env"] == [
+        {
+            "name": "DTWIN_TRAINER_DSN",
+            "valueFrom": {"secretKeyRef": {"name": "dtwin-trainer", "key": "dsn", "optional": True}},
+        }
+    ]
+    assert "volumeMounts" not in c and "volumes" not in pod  # no model store: it reads the history only
+    assert (pod["restartPolicy"], pod["automountServiceAccountToken"]) == ("Never", False)
+    assert c["securityContext"]["runAsNonRoot"] is True
+    assert cj["metadata"]["labels"]["app.kubernetes.io/component"] == "recommend"
+    # After the retraining CronJob, like the other CronJob; before the scorer.
+    kinds = [(m["kind"], m["metadata"]["name"]) for m in manifests]
+    assert kinds.index(("CronJob", "dtwin-recs-pumps")) == kinds.index(("CronJob", "dtwin-train-pumps")) + 1
+    # No Site: nothing to read, so it does not run.
+    assert recommend_cronjob(context(task="energy", sites=()))["spec"]["suspend"] is True
+
+
+@pytest.mark.parametrize("task", ["anomaly", "failure", "rul"])
+def test_other_tasks_get_no_recommendations(task: str) -> None:
+    assert [m for m in model_children(context(task=task)) if "dtwin-recs" in m["metadata"]["name"]] == []
+
+
 def test_model_store_volume_is_the_claim_when_configured() -> None:
     ctx = context()
     assert serving_deployment(ctx)["spec"]["template"]["spec"]["volumes"] == [{"name": "models", "emptyDir": {}}]
@@ -189,7 +233,9 @@ def test_model_store_volume_is_the_claim_when_configured() -> None:
 def test_rendering_is_deterministic_and_names_fit() -> None:
     ctx = context(canary=True)
     assert json.dumps(model_children(ctx)) == json.dumps(model_children(ctx))
-    longest = ModelContext("demo", "m" * names.MAX_MODEL_NAME, ctx.spec, canary=True, images=IMAGES)
+    spec = ctx.spec.model_copy(update={"task": "energy"})
+    longest = ModelContext("demo", "m" * names.MAX_MODEL_NAME, spec, ("demo/a",), ("hq",), True, IMAGES)
+    assert {m["kind"] for m in model_children(longest)} >= {"CronJob", "Deployment", "Role"}
     for m in model_children(longest):
         limit = 52 if m["kind"] == "CronJob" else 63
         assert len(m["metadata"]["name"]) <= limit, m["metadata"]["name"]

@@ -1,11 +1,12 @@
-"""The level-based reconcile of one ModelDeployment: selection, canary verdict, serving, routing, retraining.
+"""The level-based reconcile of one ModelDeployment: selection, canary verdict, serving, routing, retraining,
+scoring.
 
 One run resolves the asset selection from the indexes, reads the call statistics the model's callers report
 in their Leases, decides the canary's fate (`dtwin_operator.serving.plan`), renders the children
-(`render.model`), server-side-applies them under the ModelDeployment's ownership, prunes what is no longer
-rendered (a rolled-back or removed canary), and writes the status once. A rollback also posts a Warning Event
-that says why. Create, update, resume, the drift and calls timers and every owned-object event run this same
-function.
+(`render.model`, the scorer's from `render.scorer`), server-side-applies them under the ModelDeployment's
+ownership, prunes what is no longer rendered (a rolled-back or removed canary, the recommendations CronJob of a
+model no longer `energy`), and writes the status once. A rollback also posts a Warning Event that says why.
+Create, update, resume, the drift and calls timers and every owned-object event run this same function.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dtwin_operator.k8s.client import Kube, owner_reference
 from dtwin_operator.reconcile.site import ref
 from dtwin_operator.render.context import Images, ModelContext
 from dtwin_operator.render.model import PRUNABLE, model_children
+from dtwin_operator.render.scorer import SCORER_IMAGE
 from dtwin_operator.status import Cond, compose, condition, now, ready_of
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class ModelConfig:
     model_store_claim: str | None = None
     retry_delay: float = 10.0
     trainer_secret: str = "dtwin-trainer"
+    scorer_image: str = SCORER_IMAGE
 
 
 def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +75,9 @@ def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict
     return patch
 
 
-async def apply_children(kube: Kube, me: Obj, manifests: list[dict[str, Any]], canary: bool) -> Cond:
+async def apply_children(
+    kube: Kube, me: Obj, manifests: list[dict[str, Any]], canary: bool, energy: bool = False
+) -> Cond:
     owner = owner_reference(KIND, me.name, me.uid)
     for manifest in manifests:
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
@@ -85,17 +90,19 @@ async def apply_children(kube: Kube, me: Obj, manifests: list[dict[str, Any]], c
         if applied.action != "unchanged":
             kopf.info(ref(KIND, me), reason=applied.action.capitalize(), message=f"{applied.action} {what}")
     tracks = "stable and canary" if canary else "stable"
+    cronjobs = "retraining and recommendations CronJobs" if energy else "retraining CronJob"
     return Cond(
         "ChildrenApplied",
         True,
         "Applied",
-        f"serving Deployment, Service and HorizontalPodAutoscaler ({tracks}), routing ConfigMap and retraining "
-        "CronJob applied",
+        f"serving Deployment, Service and HorizontalPodAutoscaler ({tracks}), routing ConfigMap, {cronjobs} and "
+        "scorer applied",
     )
 
 
 async def prune(kube: Kube, me: Obj, manifests: list[dict[str, Any]]) -> None:
-    """Delete the serving objects this reconcile no longer renders (the canary trio after a rollback)."""
+    """Delete the children this reconcile no longer renders (the canary trio after a rollback, the
+    recommendations CronJob of a model whose task is no longer energy)."""
     keep = {(m["kind"], m["metadata"]["name"]) for m in manifests}
     selector = f"{labels.MODEL}={me.name},{labels.MANAGED_BY}={labels.OPERATOR}"
     gone = await asyncio.to_thread(kube.prune, me.namespace, selector, me.uid, keep, PRUNABLE)
@@ -155,8 +162,8 @@ async def reconcile_model(
             model_store_claim=cfg.model_store_claim,
             trainer_secret=cfg.trainer_secret,
         )
-        manifests = model_children(ctx)
-        applied = await apply_children(kube, me, manifests, plan.render)
+        manifests = model_children(ctx, cfg.scorer_image)
+        applied = await apply_children(kube, me, manifests, plan.render, spec.task == "energy")
         if applied.ok:
             await prune(kube, me, manifests)
         if plan.rollback and spec.canary is not None:

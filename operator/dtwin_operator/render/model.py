@@ -3,7 +3,9 @@
 Per ModelDeployment `<name>`: the stable track (Deployment, Service and HorizontalPodAutoscaler
 `dtwin-model-<name>`) running BentoML on the task's bento, the same trio `dtwin-model-<name>-canary` while a
 canary is on, the routing ConfigMap `dtwin-model-<name>-routing` (`routing.json`, read by the scorer: which
-URL serves which version and which share of the calls), and the retraining CronJob `dtwin-train-<name>`.
+URL serves which version and which share of the calls), the retraining CronJob `dtwin-train-<name>`, for the
+energy task the recommendations CronJob `dtwin-recs-<name>`, and the scorer that calls the model servers
+(`render.scorer`: Deployment, ServiceAccount, Role and RoleBinding `dtwin-scorer-<name>`).
 
 `model_children(ctx)` is pure: the same context always gives the same manifests in the same order. Whether the
 canary track is rendered (`ctx.canary`) is decided by the reconcile from the call statistics; owner references
@@ -17,6 +19,7 @@ from typing import Any
 
 from dtwin_operator import labels, names
 from dtwin_operator.render.context import ModelContext
+from dtwin_operator.render.scorer import SCORER_IMAGE, scorer_children
 
 SERVICE_CLASS = {
     "anomaly": "AnomalyService",
@@ -28,6 +31,10 @@ BENTOS_DIR = "/app/bentos"
 MODEL_STORE = "/models"
 TARGET_CPU_UTILIZATION = 70
 ROUTING_VERSION = 1
+# Daily, well after midnight UTC: the recommendations cover whole UTC days before today's midnight, so any hour
+# of the day gives the same period; this one stays clear of the retraining's default (03:00 on Sundays).
+RECOMMEND_SCHEDULE = "30 5 * * *"
+RECOMMEND_DAYS = 7
 
 
 def _meta(ctx: ModelContext, name: str, component: str, **extra_labels: str) -> dict[str, Any]:
@@ -245,16 +252,79 @@ def training_cronjob(ctx: ModelContext) -> dict[str, Any]:
     }
 
 
-def model_children(ctx: ModelContext) -> list[dict[str, Any]]:
+def recommend_args(ctx: ModelContext) -> list[str]:
+    """`dtwin_trainer recommend` over the selection's site schemas (one `--schema` per Site)."""
+    schemas = [a for site in ctx.sites for a in ("--schema", names.schema(site))]
+    return ["python", "-m", "dtwin_trainer", "recommend", *schemas, "--days", str(RECOMMEND_DAYS)]
+
+
+def recommend_cronjob(ctx: ModelContext) -> dict[str, Any]:
+    """The energy recommendations CronJob (energy task only); suspended while the selection has no Site.
+
+    A second run on the same day inserts nothing new (`dtwin_trainer.recommend`), so a retried Job is harmless;
+    Forbid only keeps a slow run from overlapping the next.
+    """
+    container = {
+        "name": "recommend",
+        "image": ctx.images.trainer,
+        "command": recommend_args(ctx),
+        "env": [
+            # As for the retraining: the DSN stays in the namespace's Secret (key `dsn`).
+            {
+                "name": "DTWIN_TRAINER_DSN",
+                "valueFrom": {"secretKeyRef": {"name": ctx.trainer_secret, "key": "dsn", "optional": True}},
+            },
+        ],
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": _security(),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(ctx, names.recommend_cronjob(ctx.name), "recommend"),
+        "spec": {
+            "schedule": RECOMMEND_SCHEDULE,
+            "concurrencyPolicy": "Forbid",
+            "suspend": not ctx.sites,
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 2,
+                    "ttlSecondsAfterFinished": 7 * 24 * 3600,
+                    "template": {
+                        "metadata": {"labels": labels.model(ctx.name, "recommend")},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "automountServiceAccountToken": False,
+                            "containers": [container],
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+def model_children(ctx: ModelContext, scorer_image: str = SCORER_IMAGE) -> list[dict[str, Any]]:
     """All objects owned by the ModelDeployment, in apply order.
 
     The routing ConfigMap comes after the serving tracks, so callers are only pointed at a canary whose
     Service exists; when the canary goes, the routing drops it first and the reconcile prunes it after.
+    The scorer comes after the routing ConfigMap it mounts.
     """
     tracks = [False, True] if ctx.canary else [False]
     serving = [m for c in tracks for m in (serving_service(ctx, c), serving_deployment(ctx, c), serving_hpa(ctx, c))]
-    return [*serving, routing_configmap(ctx), training_cronjob(ctx)]
+    recommend = [recommend_cronjob(ctx)] if ctx.spec.task == "energy" else []
+    return [*serving, routing_configmap(ctx), training_cronjob(ctx), *recommend, *scorer_children(ctx, scorer_image)]
 
 
-# The kinds a ModelDeployment may stop rendering (the canary trio), which the reconcile prunes.
-PRUNABLE = (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
+# The kinds a ModelDeployment may stop rendering, which the reconcile prunes: the canary trio, and the
+# recommendations CronJob when the task changes from energy to another.
+PRUNABLE = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("batch/v1", "CronJob"),
+)

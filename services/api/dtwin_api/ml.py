@@ -14,6 +14,8 @@ from typing import Any, Literal
 from dtwin_core import model_calls
 
 RecommendationStatus = Literal["open", "accepted", "dismissed"]
+CanaryState = Literal["Off", "Progressing", "RolledBack"]  # the CRD's status.canaryState
+CANARY_STATES: tuple[CanaryState, ...] = ("Off", "Progressing", "RolledBack")
 RECOMMENDATION_ACTIONS: dict[str, str] = {"accepted": "accept", "dismissed": "dismiss", "open": "reopen"}
 
 
@@ -49,10 +51,23 @@ def calls_by_model(leases: Iterable[dict[str, Any]]) -> dict[str, list[dict[str,
     }
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def model_summary(md: dict[str, Any], calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The API's view of a ModelDeployment: what it serves, which versions, where, and how it is doing."""
+    """The API's view of a ModelDeployment: what it serves, which versions, where, and how it is doing.
+
+    The canary version is the one the operator serves (`status.canaryVersion`), else the spec's while the
+    operator has yet to render it, but never a version the operator rolled back (the spec still names it until
+    someone changes it).
+    """
     meta, spec, status = md.get("metadata") or {}, md.get("spec") or {}, md.get("status") or {}
     model, canary = spec.get("model") or {}, spec.get("canary") or {}
+    state = status.get("canaryState")
+    canary_state = state if state in CANARY_STATES else None
+    rolled_back = status.get("rolledBackVersion")
+    pending = canary.get("version") if canary.get("version") != rolled_back else None
     conditions = [
         {
             "type": str(c.get("type", "")),
@@ -72,8 +87,12 @@ def model_summary(md: dict[str, Any], calls: list[dict[str, Any]] | None = None)
         "site": (spec.get("selector") or {}).get("site"),
         "desired_version": model.get("version"),
         "active_version": status.get("activeVersion"),
-        "canary_version": status.get("canaryVersion") or canary.get("version"),
+        "canary_version": status.get("canaryVersion") or pending,
         "canary_traffic_percent": canary.get("trafficPercent") if canary else None,
+        "canary_state": canary_state,
+        "rolled_back_version": rolled_back,
+        "ready_replicas": _int(status.get("readyReplicas")),
+        "canary_ready_replicas": _int(status.get("canaryReadyReplicas")),
         "endpoint": status.get("endpoint"),
         "selected_assets": status.get("selectedAssets"),
         "observed_generation": status.get("observedGeneration"),

@@ -40,12 +40,17 @@ def _models(api: client.ApiClient) -> str:
     ns, other = _namespace(api), _namespace(api)
     _model(api, ns, "fail-alpha", "failure", "alpha", canary={"version": "1.1.0", "trafficPercent": 20})
     _model(api, ns, "energy-all", "energy", None)
-    _model(api, ns, "anomaly-beta", "anomaly", "beta")
+    _model(api, ns, "anomaly-beta", "anomaly", "beta", canary={"version": "2.0.0"})
     _model(api, other, "fail-elsewhere", "failure", "alpha")  # same site name, another namespace: not alpha's
     status = {"status": {"activeVersion": "1.0.0", "endpoint": "http://fail-alpha.svc:3000", "selectedAssets": 2,
+                         "canaryState": "Progressing", "canaryVersion": "1.1.0", "readyReplicas": 2,
+                         "canaryReadyReplicas": 1,
                          "conditions": [{"type": "Ready", "status": "True", "reason": "Serving", "message": "ok",
                                          "lastTransitionTime": "2026-12-03T10:00:00Z"}]}}  # fmt: skip
-    client.CustomObjectsApi(api).patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "fail-alpha", status)
+    custom = client.CustomObjectsApi(api)
+    custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "fail-alpha", status)
+    rolled_back = {"status": {"activeVersion": "1.0.0", "canaryState": "RolledBack", "rolledBackVersion": "2.0.0"}}
+    custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "anomaly-beta", rolled_back)
     # Two callers' calls Leases of fail-alpha (as `dtwin_core.model_calls` reporters write them).
     for reporter, stable, canary in (("scorer-0", model_calls.CallStats("1.0.0", 8, 0, 4.0), None),
                                      ("scorer-1", model_calls.CallStats("1.0.0", 2, 1, 0.5),
@@ -81,6 +86,9 @@ def test_models_are_scoped_to_the_site(world: Any, model_crd: client.ApiClient, 
                 "failure", "alpha", "1.0.0", "1.0.0"
             )  # fmt: skip
             assert (fail["canary_version"], fail["canary_traffic_percent"]) == ("1.1.0", 20)
+            assert (fail["canary_state"], fail["rolled_back_version"]) == ("Progressing", None)
+            assert (fail["ready_replicas"], fail["canary_ready_replicas"]) == (2, 1)
+            assert (r.json()[0]["canary_state"], r.json()[0]["ready_replicas"]) == (None, None)  # no status yet
             assert fail["endpoint"] == "http://fail-alpha.svc:3000" and fail["selected_assets"] == 2
             assert fail["conditions"][0]["type"] == "Ready" and fail["conditions"][0]["reason"] == "Serving"
             assert [(c["version"], c["calls"], c["errors"]) for c in fail["calls"]] == [
@@ -91,6 +99,12 @@ def test_models_are_scoped_to_the_site(world: Any, model_crd: client.ApiClient, 
             assert r.json()[0]["calls"] == []
             r = await c.get("/api/v1/sites/beta/models", headers=api.auth(both))
             assert [m["name"] for m in r.json()] == ["anomaly-beta", "energy-all"]
+            beta = r.json()[0]
+            # The spec still names the rolled-back version; the API does not call it the canary.
+            assert (beta["canary_state"], beta["rolled_back_version"], beta["canary_version"]) == (
+                "RolledBack", "2.0.0", None
+            )  # fmt: skip
+            assert beta["ready_replicas"] == 0  # the CRD's default for a status without it
 
             for role in Role:
                 h = api.auth(world.users[f"{role.name}-alpha"])

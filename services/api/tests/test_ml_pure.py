@@ -47,6 +47,24 @@ def test_summary_takes_status_over_spec() -> None:
     assert ml.model_summary({"metadata": {}})["calls"] == []  # an object with nothing set still summarises
 
 
+def test_summary_shows_the_canarys_fate_and_never_a_rolled_back_version_as_canary() -> None:
+    md = _md("ns", "alpha", {"activeVersion": "2", "canaryState": "RolledBack", "rolledBackVersion": "3",
+                             "readyReplicas": 2, "canaryReadyReplicas": 0})  # fmt: skip
+    md["spec"]["canary"] = {"version": "3", "trafficPercent": 10}
+    out = ml.model_summary(md)
+    assert (out["canary_state"], out["rolled_back_version"], out["canary_version"]) == ("RolledBack", "3", None)
+    assert (out["ready_replicas"], out["canary_ready_replicas"]) == (2, 0)
+    # A new canary version in the spec, not yet reconciled: shown as the canary, the old rollback still reported.
+    md["spec"]["canary"]["version"] = "4"
+    assert (ml.model_summary(md)["canary_version"], ml.model_summary(md)["rolled_back_version"]) == ("4", "3")
+    progressing = {"canaryState": "Progressing", "canaryVersion": "4", "canaryReadyReplicas": 1}
+    out = ml.model_summary({**md, "status": progressing})
+    assert (out["canary_state"], out["canary_version"], out["rolled_back_version"]) == ("Progressing", "4", None)
+    # Before the operator's first status, and with values the CRD would not allow: nothing made up.
+    out = ml.model_summary({**md, "status": {"canaryState": "Sideways", "readyReplicas": "2"}})
+    assert (out["canary_state"], out["ready_replicas"], out["canary_ready_replicas"]) == (None, None, None)
+
+
 def test_calls_are_summed_per_model_and_version_across_reporters() -> None:
     def lease(model: str, stable: model_calls.CallStats | None, canary: model_calls.CallStats | None) -> Any:
         return {"metadata": {"labels": model_calls.labels(model), "annotations": model_calls.encode(stable, canary)}}

@@ -87,8 +87,12 @@ class ModelOut(BaseModel):
     site: str | None  # the selector's site; None: every site of the namespace
     desired_version: str | None
     active_version: str | None
-    canary_version: str | None
+    canary_version: str | None  # served or about to be; never a rolled-back version
     canary_traffic_percent: int | None
+    canary_state: ml.CanaryState | None  # None until the operator has written the status
+    rolled_back_version: str | None  # stays off until spec.canary.version changes
+    ready_replicas: int | None  # of the stable serving Deployment
+    canary_ready_replicas: int | None
     endpoint: str | None
     selected_assets: int | None
     observed_generation: int | None
