@@ -8,9 +8,11 @@ Sites name MQTT port 1883, so the broker must get it: the test says so instead o
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +102,42 @@ def test_binding_edit_is_hot_reloaded_by_the_running_bridge(campus: tuple[Path, 
     wait_until(lambda: reloads() > before, 60, "the bridge to reload the edited routing table")
     table = (run_dir / "dataplane" / f"bridge-{NS}-hq.json").read_text()
     assert '"expectedIntervalSeconds": 77' in table
+
+
+def test_the_api_serves_the_campus_to_the_first_admin(campus: tuple[Path, Twin, Postgres]) -> None:
+    """`make up` runs the API gateway; its first admin logs in with the password generated at install."""
+    run_dir, _twin, _pg = campus
+    url = f"http://127.0.0.1:{(run_dir / 'dataplane' / 'api.port').read_text().strip()}"
+    password = (run_dir / "api" / "admin-password").read_text().strip()
+    assert (run_dir / "api" / "admin-password").stat().st_mode & 0o077 == 0, "the password file is the user's alone"
+    form = urllib.parse.urlencode({"username": "admin", "password": password}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/api/v1/auth/token", data=form), timeout=10) as r:
+        token = json.loads(r.read())["access_token"]
+    req = urllib.request.Request(f"{url}/api/v1/sites", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        sites = json.loads(r.read())
+    names = {s["name"] for s in (sites["items"] if isinstance(sites, dict) else sites)}
+    assert {"hq", "plant"} <= names
+
+
+def test_bearing_wear_raises_a_predictive_alert_before_the_failure(campus: tuple[Path, Twin, Postgres]) -> None:
+    """faults-demo.yaml wears chwp-1's bearing until it fails about 25 simulated hours into the live stream; the
+    failure model, served by a local bento and called by the scorer, must say so before that instant."""
+    run_dir, _twin, pg = campus
+    truth = [json.loads(line) for line in (run_dir / "dataplane" / "truth.jsonl").read_text().splitlines()]
+    failure = next(t for t in truth if t["id"] == "chwp-1-bearing/failure")
+    query = (
+        "SELECT details::text FROM site_plant.alerts WHERE asset = 'chwp-1' AND details ? 'probability' "
+        "ORDER BY opened_at LIMIT 1"
+    )
+    wait_until(lambda: pg.sql(query, "dtwin") != "", 240, "a predictive alert on chwp-1")
+    details = json.loads(pg.sql(query, "dtwin"))
+    routing = json.loads((run_dir / "dataplane" / "routing" / f"{NS}.failure-rotating.json").read_text())
+    assert details["probability"] >= routing["threshold"] and details["horizon_hours"] > 0, details
+    assert details["top"], "the alert names the features that drove it"
+    first = pg.sql(
+        "SELECT to_char(min(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM site_plant.predictions "
+        f"WHERE asset = 'chwp-1' AND task = 'failure' AND score >= {routing['threshold']}",
+        "dtwin",
+    )
+    assert first and first < failure["start"], f"flagged at {first} (stream time), failure at {failure['start']}"

@@ -59,7 +59,7 @@ class FaultSpec(BaseModel):
     kind: Kind
     asset: str
     sensor: str | None = Field(default=None, description="Binding name or metric; all the asset's when empty.")
-    start: str = Field(description="ISO 8601 instant, or +<duration> after the run's start.")
+    start: str = Field(description="ISO 8601 instant, +<duration> after the run's start or -<duration> before it.")
     duration: str = Field(description="How long it lasts, e.g. 3d.")
     ramp: str | None = Field(default=None, description="Physical faults: time to full severity (default: duration).")
     severity: float = Field(default=1.0, ge=0.0, le=5.0)

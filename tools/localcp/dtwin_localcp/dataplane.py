@@ -15,24 +15,27 @@ and its Site's namespace, renews the Lease `dtwin-bridge-<site>-embedded` there,
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
 from dtwin_localcp import kopf_process, ports, processes
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.postgres import PgServer
+from dtwin_localcp.timeline import BACKFILL, LIVE, Timeline, pin_faults
 from dtwin_localcp.twin import Twin
+from dtwin_simulator import times
 
 log = logging.getLogger("dtwin")
-SIM_ARGS = ["--speed", "60", "--duration", "3d", "--seed", "7"]
+SIM_ARGS = ["--speed", "60", "--duration", LIVE]
+SEED = "7"
 
 
-def _env(extra: dict[str, str], kubeconfig: Path | None = None) -> dict[str, str]:
+def env(extra: dict[str, str], kubeconfig: Path | None = None) -> dict[str, str]:
     """The services' environment; KUBECONFIG is /dev/null (no cluster) unless one is given."""
     root = kopf_process.ROOT
-    paths = [
-        str(root / p) for p in ("services/bridge", "services/simulator", "libs/dtwin_core", "operator", "tools/localcp")
-    ]
+    dirs = ("services/bridge", "services/simulator", "services/api", "services/scorer", "services/trainer")
+    paths = [str(root / p) for p in (*dirs, "libs/dtwin_core", "libs/dtwin_ml", "operator", "tools/localcp")]
     return kopf_process.env(kubeconfig or Path("/dev/null"), {"PYTHONPATH": ":".join(paths), **extra})
 
 
@@ -70,7 +73,7 @@ def start_bridges(
             continue
         port = ports.free_port()
         (run_dir / f"{name}.port").write_text(str(port))
-        env = _env(
+        bridge_env = env(
             {
                 "DTWIN_BRIDGE_DATABASE_URL": pg.dsn("{database}"),
                 "DTWIN_BRIDGE_REPLICA": "embedded",
@@ -80,7 +83,9 @@ def start_bridges(
             },
             kubeconfig,
         )
-        processes.start(run_dir, name, [sys.executable, "-m", "dtwin_bridge", "run", "--routing", str(routing)], env)
+        processes.start(
+            run_dir, name, [sys.executable, "-m", "dtwin_bridge", "run", "--routing", str(routing)], bridge_env
+        )
         out[site] = port
         log.info("bridge for Site %s/%s started (metrics :%d)", ns, site, port)
     if kubeconfig is not None:
@@ -94,33 +99,40 @@ def start_routing_sync(run_dir: Path, kubeconfig: Path) -> None:
     if record is not None and processes.is_alive(record):
         return
     argv = [sys.executable, "-m", "dtwin_localcp.routing_sync", str(run_dir)]
-    processes.start(run_dir, "routing-sync", argv, _env({}, kubeconfig))
+    processes.start(run_dir, "routing-sync", argv, env({}, kubeconfig))
+
+
+def _sim_argv(examples: Path, mqtt_port: int, faults: Path, truth: Path, *extra: str) -> list[str]:
+    argv = [sys.executable, "-m", "dtwin_simulator", "run", "-f", str(examples), "--port", str(mqtt_port)]
+    return [*argv, "--qos", "1", "--faults", str(faults), "--truth", str(truth), "--seed", SEED, *extra]
 
 
 def start_simulator(run_dir: Path, mqtt_port: int, examples: Path, faults: Path) -> None:
+    """Backfill the history before the live stream (once per run dir), then stream the campus at 60x."""
     record = processes.read_record(run_dir, "simulator")
     if record is not None and processes.is_alive(record):
         return
-    argv = [
-        sys.executable,
-        "-m",
-        "dtwin_simulator",
-        "run",
-        "-f",
-        str(examples),
-        "--port",
-        str(mqtt_port),
-        "--qos",
-        "1",
-        "--faults",
-        str(faults),
-        "--truth",
-        str(run_dir / "truth.jsonl"),
-        *SIM_ARGS,
-    ]
-    processes.start(run_dir, "simulator", argv, _env({}))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = Timeline.now()
+    pinned = pin_faults(faults, run_dir / "faults.yaml", line)
+    backfilled = run_dir / "truth-backfill.jsonl"
+    if not backfilled.exists():
+        start = times.iso(line.backfill_start_ms)
+        log.info("backfilling %s of campus history from %s at full speed (MQTT -> bridge -> database)", BACKFILL, start)
+        argv = _sim_argv(examples, mqtt_port, pinned, backfilled, "--speed", "max", "--start", start)
+        done = subprocess.run([*argv, "--duration", BACKFILL], env=env({}), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"the history backfill failed: {done.stderr.strip()[-2000:]}")
+        result = [line for line in done.stderr.splitlines() if line.startswith("RESULT")]
+        log.info("backfill done: %s", result[-1] if result else "(no RESULT line)")
+    start = times.iso(line.live_start_ms)
+    argv = _sim_argv(examples, mqtt_port, pinned, run_dir / "truth.jsonl", *SIM_ARGS, "--start", start)
+    processes.start(run_dir, "simulator", argv, env({}))
     log.info(
-        "simulator streaming the demo campus (%s), ground truth in %s", " ".join(SIM_ARGS), run_dir / "truth.jsonl"
+        "simulator streaming the demo campus from %s (%s), ground truth in %s",
+        start,
+        " ".join(SIM_ARGS),
+        run_dir / "truth.jsonl",
     )
 
 

@@ -4,7 +4,8 @@
 Mosquitto (:1883 unless taken), installs the CRDs, starts the operator, applies the demo
 campus from `examples/`, waits until every object is Ready and the bridges are Available,
 and prints what is running and where to look. Everything keeps running in the background
-until `down`. Later issues add the data-plane services here.
+until `down`. The data plane runs as local processes too: a bridge per Site, the simulator (two days of
+history backfilled, then the campus at 60x), the API gateway, the demo models' servers and the scorer.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dtwin_localcp import dataplane, kopf_process, ports, processes
+from dtwin_localcp import api_process, dataplane, demo_models, kopf_process, ml_plane, ports, processes
 from dtwin_localcp.controlplane import ControlPlane, ControlPlaneError, stop_run_dir
 from dtwin_localcp.kubeapi import wait_until
 from dtwin_localcp.locations import default_bin_dir, repo_root
@@ -112,6 +113,19 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
             wait_until(partial(_available, twin, ns, bridge), timeout, f"{bridge} to be Available")
         typer.echo(f"\nnamespace {ns}:\n{summary(twin.readiness(ns))}")
     counts, bridges = _stream(run_dir, twin, objects, pg, mqtt.port)
+    api = api_process.start(run_dir / "dataplane", dataplane.env({}), pg.dsn("dtwin"), mqtt.port, plane.kubeconfig)
+    store = demo_models.ensure(docs)
+    ml_plane.start_serving(run_dir / "dataplane", plane.kubeconfig, store)
+    ml_plane.start_scorer(run_dir / "dataplane", pg.dsn("dtwin"), plane.kubeconfig)
+    trained = [n for t, n, _ in demo_models.wanted(docs) if demo_models.has_task(t)]
+    serving = ml_plane.wait_for_servers(
+        run_dir / "dataplane", [_md_name(d) for d in objects if _trained(d, trained)], timeout
+    )
+    login = (
+        f"user {api.admin}, password (shown once, kept in {api.password_file}): {api.new_password}"
+        if api.new_password
+        else f"user {api.admin}, password in {api.password_file}"
+    )
     kubectl = f"{plane.kubectl} --kubeconfig {plane.kubeconfig}"
     ns = namespaces[0] if namespaces else "default"
     psql = f"psql -h 127.0.0.1 -p {pg.port} -U postgres -d dtwin"
@@ -121,6 +135,9 @@ dtwin is up (embedded mode).
             {kubectl} get statefulset,hpa,cm,lease -n {ns}
   explain:  {kubectl} explain site.spec.storage
   metrics:  http://127.0.0.1:9464/metrics (operator); bridges: {", ".join(f"{s} :{p}" for s, p in bridges.items())}
+  api:      {api.url}/docs   ({login})
+  models:   {", ".join(f"{n} {u}" for n, u in serving.items())}   (POST /predict, /info; store {store})
+            predictions: {psql} -c "select asset, model, version, ts, score from site_plant.predictions limit 5"
   postgres: {psql}     (DSN {pg.dsn()})
   mqtt:     mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/#' -v
   rows:     {", ".join(f"{s}.telemetry {n}" for s, n in counts.items())} and growing (simulator at 60x)
@@ -153,6 +170,14 @@ def _stream(
     databases = {d["spec"].get("storage", {}).get("database", "dtwin") for d in objects if d["kind"] == "Site"}
     schemas = [f"site_{name.replace('-', '_')}" for _, name in sites]
     return dataplane.wait_for_rows(pg, databases.pop(), schemas, 120), bridges
+
+
+def _md_name(doc: dict[str, Any]) -> str:
+    return str(doc["metadata"]["name"])
+
+
+def _trained(doc: dict[str, Any], models: list[str]) -> bool:
+    return doc["kind"] == "ModelDeployment" and doc["spec"]["model"]["name"] in models
 
 
 def _available(twin: Twin, namespace: str, name: str) -> bool:

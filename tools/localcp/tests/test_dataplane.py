@@ -23,11 +23,11 @@ def test_without_a_kubeconfig_the_bridges_run_without_heartbeat(
     with caplog.at_level(logging.WARNING, logger="dtwin"):
         assert dataplane._kubeconfig(tmp_path / "dataplane", None) is None
     assert "without a heartbeat Lease" in caplog.text
-    assert dataplane._env({})["KUBECONFIG"] == "/dev/null"
+    assert dataplane.env({})["KUBECONFIG"] == "/dev/null"
 
 
 def test_env_carries_the_kubeconfig_and_the_lease_namespace() -> None:
-    env = dataplane._env({"DTWIN_BRIDGE_LEASE_NAMESPACE": "plant"}, Path("/run/cluster/kubeconfig"))
+    env = dataplane.env({"DTWIN_BRIDGE_LEASE_NAMESPACE": "plant"}, Path("/run/cluster/kubeconfig"))
     assert env["KUBECONFIG"] == "/run/cluster/kubeconfig"
     assert env["DTWIN_BRIDGE_LEASE_NAMESPACE"] == "plant"
     assert "services/bridge" in env["PYTHONPATH"] and "libs/dtwin_core" in env["PYTHONPATH"]

@@ -1,0 +1,75 @@
+"""Embedded mode's ML plane: the demo models in a local store, their servers, and the scorer.
+
+`make up` trains what the store lacks (`demo_models`, cached), starts `serving_sync` (the operator's serving
+Deployments as local `bentoml serve` processes, routing tables pointing at them) and one scorer over those routing
+tables, which writes predictions and predictive alerts into the site schemas and reports its calls in Leases (the
+operator's canary verdict reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import urllib.request
+from pathlib import Path
+
+from dtwin_localcp import dataplane, ports, processes
+from dtwin_localcp.kubeapi import wait_until
+
+log = logging.getLogger("dtwin")
+
+
+def start_serving(run_dir: Path, kubeconfig: Path, store: Path) -> None:
+    record = processes.read_record(run_dir, "serving-sync")
+    if record is not None and processes.is_alive(record):
+        return
+    argv = [sys.executable, "-m", "dtwin_localcp.serving_sync", str(run_dir), str(store)]
+    processes.start(run_dir, "serving-sync", argv, dataplane.env({}, kubeconfig))
+    log.info("model servers: the serving Deployments run as local bentoml processes (model store %s)", store)
+
+
+def start_scorer(run_dir: Path, database_url: str, kubeconfig: Path) -> None:
+    record = processes.read_record(run_dir, "scorer")
+    if record is not None and processes.is_alive(record):
+        return
+    env = {
+        "DTWIN_SCORER_DATABASE_URL": database_url,
+        "DTWIN_SCORER_ROUTING_DIR": str(run_dir / "routing"),
+        "DTWIN_SCORER_REPORTER": "embedded",
+        "DTWIN_SCORER_INTERVAL_S": "20",
+        "DTWIN_SCORER_CLOCK": "stream",  # the demo replays days-old history: score it in stream time
+        "DTWIN_SCORER_METRICS_HOST": "127.0.0.1",
+        "DTWIN_SCORER_METRICS_PORT": str(ports.free_port()),
+    }
+    argv = [sys.executable, "-m", "dtwin_scorer", "run"]
+    processes.start(run_dir, "scorer", argv, dataplane.env(env, kubeconfig))
+    log.info("scorer started: predictions and predictive alerts every 20 s")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def servers(run_dir: Path) -> dict[str, str]:
+    """model name -> local URL of its stable track, from the routing tables serving_sync wrote."""
+    out = {}
+    for path in sorted((run_dir / "routing").glob("*.json")):
+        routing = json.loads(path.read_text())
+        out[routing["name"]] = routing["stable"]["url"]
+    return out
+
+
+def wait_for_servers(run_dir: Path, names: list[str], timeout: float) -> dict[str, str]:
+    """Until every named model's stable server answers /readyz (it has loaded its model)."""
+
+    def ready() -> bool:
+        urls = servers(run_dir)
+        return all(n in urls and urls[n].startswith("http://127.0.0.1") and _ready(urls[n]) for n in names)
+
+    wait_until(ready, timeout, f"model servers {', '.join(names)} ready")
+    return servers(run_dir)
