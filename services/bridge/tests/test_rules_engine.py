@@ -217,3 +217,15 @@ def test_restored_alerts_are_resolved_by_a_restarted_engine() -> None:
     assert eng.tick(at(2)) == []  # s2 stays stale
     assert eng.on_readings([Reading("t1", at(0), 25), Reading("t1", at(10), 25)]) == []
     assert brief(eng.on_readings([Reading("t1", at(20), 25)])) == [("AlertResolved", "t1:threshold", None)]
+
+
+def test_ticks_before_a_replayed_stream_do_not_pin_the_clock_at_wall_time() -> None:
+    """`make up` starts the bridge, ticks at wall time, then a backfill days behind the wall arrives: staleness must
+    be judged in the stream's time from then on, or no sensor of the replay could ever go stale."""
+    wall = at(10 * 86400)
+    eng = Engine([route("s1"), route("s2")])
+    assert eng.tick(wall) == []  # nothing seen yet: judged at wall time
+    eng.on_readings([Reading("s1", at(0), 20), Reading("s2", at(0), 20)], arrived=wall)
+    eng.on_readings([Reading("s2", at(25), 20)], arrived=wall)
+    assert eng.tick(wall) == []  # stream time at(25) + no wall time since: s1 (last at 0) not yet stale
+    assert brief(eng.tick(wall + timedelta(seconds=5))) == [("AlertOpened", "s1:stale", "warning")]

@@ -66,7 +66,10 @@ class Engine:
         when given, is when they reached the bridge and advances the stream watermark (module docstring)."""
         readings = list(readings)
         if arrived is not None and readings:
+            first = self._stream.watermark is None
             self._stream.observe(max(r.ts for r in readings), arrived)
+            if first and self._clock is not None and self._stream.at(arrived) < self._clock:
+                self._rebase()
         events: list[Event] = []
         routes, active, seen_by, offline = self._routes, self._active, self._seen, self._offline
         for reading in readings:
@@ -88,6 +91,14 @@ class Engine:
             offline = self._offline
             events += out
         return events
+
+    def _rebase(self) -> None:
+        """The first readings show a stream behind the wall (a replay, a backfill): the ticks before them judged at
+        wall time, which would pin the monotone clock days ahead of the stream and no sensor could ever go stale.
+        Judging restarts in stream time: sensors never seen are tracked again from the next tick; an open stale
+        alert stays open until its sensor reports (as after `restore`)."""
+        self._clock = None
+        self._seen = {s: Seen(_LONG_AGO, stale=True, reported=False) for s, v in self._seen.items() if v.stale}
 
     def judged_at(self, now: datetime) -> datetime:
         """The time `tick(now)` judges staleness at: stream time carried forward by the wall (see above)."""
