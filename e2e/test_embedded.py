@@ -141,3 +141,34 @@ def test_bearing_wear_raises_a_predictive_alert_before_the_failure(campus: tuple
         "dtwin",
     )
     assert first and first < failure["start"], f"flagged at {first} (stream time), failure at {failure['start']}"
+
+
+def test_a_broken_canary_is_rolled_back_automatically(campus: tuple[Path, Twin, Postgres]) -> None:
+    """The whole loop with real parts: a canary version missing from the model store never serves, so the scorer's
+    calls to it fail; it reports them in its Lease, and the operator rolls the canary back with a Warning Event
+    saying why, while the stable version keeps scoring."""
+    _run, twin, pg = campus
+    name, broken = "anomaly-hvac", "9.9.9-missing"
+    canary = {"version": broken, "trafficPercent": 50, "minCalls": 5, "maxErrorRate": 0.2}
+    twin.resource("ModelDeployment", "dtwin.io/v1alpha1").patch(
+        name=name, namespace=NS, body={"spec": {"canary": canary}}, content_type="application/merge-patch+json"
+    )
+
+    def status() -> dict:
+        return (twin.get("ModelDeployment", NS, name, "dtwin.io/v1alpha1") or {}).get("status") or {}
+
+    wait_until(lambda: status().get("canaryState") == "RolledBack", 300, f"canary {broken} rolled back")
+    assert status()["rolledBackVersion"] == broken
+    events = [e for e in twin.items("Event", NS, "v1")
+              if e["involvedObject"]["name"] == name and e["reason"] == "CanaryRolledBack"]  # fmt: skip
+    assert events and events[-1]["type"] == "Warning", events
+    assert f"canary {broken} rolled back: error rate" in events[-1]["message"]
+    wait_until(lambda: twin.get("Deployment", NS, f"dtwin-model-{name}-canary", "apps/v1") is None, 60,
+               "the canary's Deployment removed")  # fmt: skip
+    scored = "SELECT count(*) FROM site_hq.predictions WHERE model = 'anomaly-iforest'"
+    before = int(pg.sql(scored, "dtwin"))
+    wait_until(
+        lambda: int(pg.sql(scored, "dtwin")) > before,
+        120,
+        "the stable anomaly model still scoring",
+    )

@@ -265,6 +265,8 @@ def test_helm_template_renders_the_operator(helm: Helm) -> None:
 
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["DTWIN_OPERATOR_BRIDGE_IMAGE"] == f"dtwin/bridge:{APP_VERSION}"
+    for component in ("model", "trainer", "scorer"):
+        assert env[f"DTWIN_OPERATOR_{component.upper()}_IMAGE"] == f"dtwin/{component}:{APP_VERSION}"
     assert (env["DTWIN_OPERATOR_METRICS_PORT"], env["DTWIN_OPERATOR_METRICS_HOST"]) == ("9464", "0.0.0.0")
     assert env["DTWIN_OPERATOR_DRIFT_INTERVAL"] == "60"
     # Every variable is one the operator reads, and parses as its settings.
@@ -297,13 +299,14 @@ def test_helm_template_values(helm: Helm) -> None:
         "--set",
         "image.registry=mirror.invalid:5000/,image.tag=dev,image.digest=sha256:" + "a" * 64,
         "--set",
-        "metrics.enabled=false,operator.driftInterval=2.5,bridge.image.tag=b1",
+        "metrics.enabled=false,operator.driftInterval=2.5,bridge.image.tag=b1,scorer.image.tag=s1",
     )
     assert {d["kind"] for d in docs} == RENDERED_KINDS - {"Service"}
     (c,) = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert c["image"] == "mirror.invalid:5000/dtwin/operator:dev@sha256:" + "a" * 64
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["DTWIN_OPERATOR_BRIDGE_IMAGE"] == "mirror.invalid:5000/dtwin/bridge:b1"
+    assert env["DTWIN_OPERATOR_SCORER_IMAGE"] == "mirror.invalid:5000/dtwin/scorer:s1"
     assert (env["DTWIN_OPERATOR_METRICS_PORT"], env["DTWIN_OPERATOR_DRIFT_INTERVAL"]) == ("0", "2.5")
     assert [p["name"] for p in c["ports"]] == ["health"]
 

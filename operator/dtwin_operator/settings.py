@@ -16,15 +16,15 @@ class OperatorSettings(BaseSettings):
     error_backoff: float = Field(default=5.0, gt=0, description="Seconds before retrying a failed reconcile.")
     bridge_image: str = Field(default="dtwin/bridge:0.1.0", description="Image of the MQTT ingestion bridge.")
     model_image: str = Field(
-        default="ghcr.io/dtwin/bentos:0.1.0",
+        default="dtwin/model:0.1.0",
         description="Image of the BentoML model servers (every task's bento under /app/bentos/<task>).",
     )
     trainer_image: str = Field(
-        default="ghcr.io/dtwin/trainer:0.1.0",
+        default="dtwin/trainer:0.1.0",
         description="Image of the retraining and energy recommendation CronJobs (dtwin_trainer).",
     )
     scorer_image: str = Field(
-        default="ghcr.io/dtwin/scorer:0.1.0",
+        default="dtwin/scorer:0.1.0",
         description="Image of each ModelDeployment's online scorer Deployment (dtwin_scorer).",
     )
     model_store_claim: str | None = Field(

@@ -92,3 +92,15 @@ The bridge image the operator renders into each Site's bridge Deployment.
 {{- define "dtwin.bridgeImage" -}}
 {{- include "dtwin.imageRef" (dict "root" . "repository" .Values.bridge.image.repository "tag" .Values.bridge.image.tag) }}
 {{- end }}
+
+{{- define "dtwin.modelImage" -}}
+{{- include "dtwin.imageRef" (dict "root" . "repository" .Values.models.image.repository "tag" .Values.models.image.tag) }}
+{{- end }}
+
+{{- define "dtwin.trainerImage" -}}
+{{- include "dtwin.imageRef" (dict "root" . "repository" .Values.trainer.image.repository "tag" .Values.trainer.image.tag) }}
+{{- end }}
+
+{{- define "dtwin.scorerImage" -}}
+{{- include "dtwin.imageRef" (dict "root" . "repository" .Values.scorer.image.repository "tag" .Values.scorer.image.tag) }}
+{{- end }}

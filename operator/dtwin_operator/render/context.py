@@ -32,8 +32,8 @@ class Images:
     """Container images of the workloads the operator renders (named as the Helm chart names them)."""
 
     bridge: str = "dtwin/bridge:0.1.0"
-    model: str = "ghcr.io/dtwin/bentos:0.1.0"  # every bento, one folder per task under /app/bentos
-    trainer: str = "ghcr.io/dtwin/trainer:0.1.0"
+    model: str = "dtwin/model:0.1.0"  # every bento, one folder per task under /app/bentos
+    trainer: str = "dtwin/trainer:0.1.0"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dtwin_operator import labels, names
 from dtwin_operator.render.context import ModelContext
 
 COMPONENT = "scorer"
-SCORER_IMAGE = "ghcr.io/dtwin/scorer:0.1.0"
+SCORER_IMAGE = "dtwin/scorer:0.1.0"
 LEASE_VERBS = ("create", "patch")
 # A pass finishes its model calls (each bounded by the scorer's 30 s request timeout) and writes before exiting.
 GRACE_SECONDS = 60

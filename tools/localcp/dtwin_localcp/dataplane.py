@@ -149,4 +149,7 @@ def wait_for_rows(pg: PgServer, database: str, schemas: list[str], timeout: floa
 
 
 def stop(run_dir: Path) -> list[str]:
-    return [r.name for r in processes.read_records(run_dir) if processes.stop(run_dir, r.name)]
+    """Stop every process of the data plane; the supervisors first, or they would restart what was just stopped."""
+    supervisors = ("serving-sync", "routing-sync")
+    records = sorted(processes.read_records(run_dir), key=lambda r: r.name not in supervisors)
+    return [r.name for r in records if processes.stop(run_dir, r.name)]

@@ -39,6 +39,7 @@ def start_scorer(run_dir: Path, database_url: str, kubeconfig: Path) -> None:
         "DTWIN_SCORER_REPORTER": "embedded",
         "DTWIN_SCORER_INTERVAL_S": "20",
         "DTWIN_SCORER_CLOCK": "stream",  # the demo replays days-old history: score it in stream time
+        "DTWIN_SCORER_BACKOFF_INITIAL_S": "10",  # a local model server restarts in seconds
         "DTWIN_SCORER_METRICS_HOST": "127.0.0.1",
         "DTWIN_SCORER_METRICS_PORT": str(ports.free_port()),
     }
