@@ -200,9 +200,11 @@ class Scorer:
         out: list[tuple[Item, dict[str, Any] | None]] = []
         backoff = self._backoff(st, track.url)
         for batch in batches(items, r.max_batch_size):
-            if not backoff.ready():  # down: not called at all this pass (no call, so no call statistics)
+            if not backoff.ready():  # down: not called at all this pass
                 self.metrics.error(rep.model, name, "backoff", len(batch))
                 rep.errors["backoff"] += len(batch)
+                if name == "canary":  # calls it could not take: the evidence its rollback is judged on
+                    st.calls.add(name, track.version, calls=len(batch), errors=len(batch))
                 out += [(it, None) for it in batch]
                 continue
             self.metrics.windows.labels(rep.model, name).inc(len(batch))
@@ -270,10 +272,11 @@ class Scorer:
         if not items:
             return
         canary = tracks.get("canary")
-        to_canary = canary is not None and self._backoff(st, canary.url).ready()
         parts: dict[str, list[Item]] = {"stable": [], "canary": []}
         for it in items:
-            parts["canary" if to_canary and canary and st.split.canary(canary.percent) else "stable"].append(it)
+            # The canary keeps its share even while it is down: those windows count against it (a canary that
+            # cannot serve is the plainest broken canary) and stable scores them.
+            parts["canary" if canary and st.split.canary(canary.percent) else "stable"].append(it)
         calls = [self._call(r, st, "stable", r.stable, parts["stable"], rep)]
         if canary is not None and parts["canary"]:
             calls.append(self._call(r, st, "canary", canary, parts["canary"], rep))

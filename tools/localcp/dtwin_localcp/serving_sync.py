@@ -78,16 +78,23 @@ def local_routing(routing: dict[str, Any], namespace: str, urls: dict[str, str])
     return out
 
 
+def crash_delay(crashes: int) -> float:
+    """kubelet's CrashLoopBackOff: 10 s after the first crash, doubling, at most 5 minutes."""
+    return min(10.0 * 2 ** max(crashes - 1, 0), 300.0)
+
+
 class Sync:
     def __init__(self, directory: Path, store: Path) -> None:
         self.dir, self.store = directory, store
         self.running: dict[str, str] = {}  # ns/deployment -> template key
         self.urls: dict[str, str] = {}
+        self.ports: dict[str, int] = {}  # a Deployment keeps its port across restarts: its URL stays put
+        self.crashes: dict[str, tuple[int, float]] = {}  # ns/deployment -> (crashes in a row, restart not before)
 
     def _start(self, ns: str, name: str, container: dict[str, Any]) -> None:
         proc = process_name(ns, name)
         processes.stop(self.dir, proc)
-        port = ports.free_port()
+        port = self.ports.setdefault(f"{ns}/{name}", ports.free_port())
         env = {**os.environ, **local_env(container, self.store), "PYTHONUNBUFFERED": "1"}
         argv = local_argv(container, port)
         wd = local_workdir(container)
@@ -108,14 +115,23 @@ class Sync:
             key, ref = template_key(container), f"{ns}/{name}"
             seen.add(ref)
             record = processes.read_record(self.dir, process_name(ns, name))
-            if self.running.get(ref) != key or record is None or not processes.is_alive(record):
+            if self.running.get(ref) != key:  # new, or a new template (version): start at once
+                self.crashes.pop(ref, None)
                 self._start(ns, name, container)
                 self.running[ref] = key
+            elif record is None or not processes.is_alive(record):  # crashed (e.g. its model is not in the store)
+                crashes, not_before = self.crashes.get(ref, (0, 0.0))
+                if time.monotonic() >= not_before:
+                    self.crashes[ref] = (crashes + 1, time.monotonic() + crash_delay(crashes + 1))
+                    log.warning("%s: server exited; restart %d (see its log)", ref, crashes + 1)
+                    self._start(ns, name, container)
         for ref in set(self.running) - seen:
             ns, name = ref.split("/", 1)
             processes.stop(self.dir, process_name(ns, name))
             self.running.pop(ref)
             self.urls.pop(ref, None)
+            self.ports.pop(ref, None)
+            self.crashes.pop(ref, None)
             log.info("%s: Deployment gone, server stopped", ref)
 
     def routing(self, core: client.CoreV1Api) -> None:

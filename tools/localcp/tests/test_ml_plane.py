@@ -73,3 +73,7 @@ def test_the_demo_needs_every_example_model_version() -> None:
         {"kind": "Site", "spec": {}},
     ]  # fmt: skip
     assert demo_models.wanted(docs) == [("anomaly", "a", ["1", "2"]), ("failure", "f", ["3"])]
+
+
+def test_a_crashing_server_is_restarted_with_kubelets_backoff() -> None:
+    assert [serving_sync.crash_delay(n) for n in (1, 2, 3, 6, 20)] == [10.0, 20.0, 40.0, 300.0, 300.0]
