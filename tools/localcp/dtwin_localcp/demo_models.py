@@ -19,12 +19,14 @@ from typing import Any
 from dtwin_localcp.locations import repo_root
 
 log = logging.getLogger("dtwin")
-# What each task trains on: one site keeps a train short; `site=""` is the whole campus.
+# What each task trains on: `site=""` is the whole campus (anomaly and energy share one simulated run of 35 days:
+# energy's holdout MAPE is 7.0 % against its persistence baseline's 9.3 %; 15 days gave 17.8 % against 4.2 %);
+# failure and RUL learn from the plant's pumps and chillers over 40 days.
 SIM = {
-    "anomaly": {"site": "", "days": 15},
+    "anomaly": {"site": "", "days": 35},
     "failure": {"site": "plant", "days": 40},
     "rul": {"site": "plant", "days": 40},
-    "energy": {"site": "", "days": 15},
+    "energy": {"site": "", "days": 35},
 }
 SOURCES = ("libs/dtwin_ml", "services/trainer", "services/simulator", "examples")
 
