@@ -32,10 +32,11 @@ SOURCES = ("libs/dtwin_ml", "services/trainer", "services/simulator", "examples"
 
 
 def store_dir() -> Path:
-    """~/.cache/dtwin/demo-models-<hash of the code, the examples and scikit-learn's version>."""
+    """~/.cache/dtwin/demo-models-<hash of the code, the examples, this module and scikit-learn's version>."""
     import sklearn
 
     h = hashlib.sha256(sklearn.__version__.encode())
+    h.update(Path(__file__).read_bytes())  # the SIM settings above
     root = repo_root()
     for folder in SOURCES:
         for path in sorted((root / folder).rglob("*")):
