@@ -143,6 +143,6 @@ def test_batching_comes_from_the_environment() -> None:
     env = {serving.BATCH_ENV: "16", serving.LATENCY_ENV: "200"}
     assert serving.batching(env) == {"batchable": True, "max_batch_size": 16, "max_latency_ms": 200}
     assert serving.batching({serving.BATCH_ENV: "1"})["batchable"] is False
-    assert serving.batching({}) == {"batchable": True, "max_batch_size": 64, "max_latency_ms": 50}
+    assert serving.batching({}) == {"batchable": True, "max_batch_size": 64, "max_latency_ms": 2000}
     with pytest.raises(ValueError, match="DTWIN_MAX_BATCH_SIZE='many'"):
         serving.batching({serving.BATCH_ENV: "many"})
