@@ -26,6 +26,9 @@ from dtwin_localcp.postgres import Postgres
 from dtwin_localcp.twin import Twin
 
 NS = "dtwin-demo"
+# The first `make up` on a machine also trains the demo models (about 5 minutes on 2 cores), inside the first
+# test's setup.
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope="module")
