@@ -100,6 +100,7 @@ class ApiProcess:
             "DTWIN_API_RATE_LIMIT_PER_IP": "100000/minute",
             "DTWIN_API_RATE_LIMIT_PER_USER": "100000/minute",
             "DTWIN_API_LOG_LEVEL": "WARNING",
+            "DTWIN_API_KUBE_ENABLED": "false",  # no cluster here: /ready would wait for one
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "dtwin_api", "serve"], env=env, stdout=out,
@@ -114,7 +115,7 @@ class ApiProcess:
                 raise RuntimeError(f"API exited with {self.proc.returncode}:\n{self.tail()}")
             with contextlib.suppress(httpx.HTTPError, ValueError):
                 r = httpx.get(f"{self.base}/ready", timeout=2)
-                if r.status_code == 200 and r.json().get("broker") == "subscribed":
+                if r.status_code == 200 and r.json().get("checks", {}).get("broker") == "ok":
                     return
             time.sleep(0.2)
         raise RuntimeError(f"API not ready after {timeout:.0f} s:\n{self.tail()}")
