@@ -7,19 +7,17 @@ has a fixed default. The database commands need only `DTWIN_API_DATABASE_URL` (o
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import asyncpg
-import structlog
 import typer
 from pydantic import ValidationError
 
 from dtwin_api import migrations, repo, security
 from dtwin_api.authz import ALL_SITES, Role
 from dtwin_api.settings import DatabaseSettings, Settings
+from dtwin_core import logs
 
 app = typer.Typer(add_completion=False, help="dtwin API gateway.")
 T = TypeVar("T")
@@ -40,18 +38,7 @@ def _with_db(url: str | None, work: Callable[[asyncpg.Connection], Awaitable[T]]
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
+    logs.configure(level)
 
 
 @app.command()

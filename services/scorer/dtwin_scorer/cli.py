@@ -7,16 +7,14 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-import structlog
 import typer
 
-from dtwin_core import tracing
+from dtwin_core import logs, tracing
 from dtwin_scorer.scorer import run
 from dtwin_scorer.settings import Settings
 
@@ -29,20 +27,9 @@ LevelOpt = Annotated[str, typer.Option(help="log level")]
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stderr)
+    logs.configure(level)
     # httpx logs every request at INFO: the scorer's own metrics and per-pass log line say it better.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
 
 
 def _settings(**options: Any) -> Settings:
