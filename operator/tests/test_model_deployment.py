@@ -1,5 +1,5 @@
 """ModelDeployments against a real API server and a real operator process: serving, versions, canary, rollback,
-the scorer's workload and identity, energy recommendations, garbage collection.
+the scorer's workload and identity, energy recommendations, garbage collection (children and callers' Leases).
 
 The local control plane runs kube-controller-manager and KWOK, so the serving Deployments really roll out and
 become ready (KWOK fakes the pods); callers' reports are real Leases written as the scorer writes them
@@ -33,6 +33,7 @@ OPERATOR_ENV = {
     "DTWIN_OPERATOR_ERROR_BACKOFF": "1",
 }
 NAME = "pumps"
+LEASE = "coordination.k8s.io/v1"
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,12 @@ def env(dep: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
+def owned_lease(twin: Twin, ns: str, reporter: str) -> dict[str, Any] | None:
+    """The calls Lease of `reporter`, once it has an ownerReference."""
+    lease = twin.get("Lease", ns, f"dtwin-model-{NAME}-calls-{reporter}", LEASE)
+    return lease if lease and lease["metadata"].get("ownerReferences") else None
+
+
 def test_model_is_served_and_a_new_version_rolls_out(twin: Twin, operator: Path, namespace: str) -> None:
     for asset in ("p2", "p1"):
         twin.apply(asset_doc(asset), namespace)
@@ -134,6 +141,14 @@ def test_model_is_served_and_a_new_version_rolls_out(twin: Twin, operator: Path,
     assert table["assets"] == [f"{namespace}/p1", f"{namespace}/p2"]
     assert (table["stable"]["version"], table["canary"]) == ("1.0", None)
 
+    # Callers' Leases get the ModelDeployment as a (non-controlling) owner...
+    twin.apply(lease_body(namespace, NAME, "scorer-old", CallStats("1.0", 5), None))
+    twin.apply(lease_body(namespace, NAME, "scorer-both", CallStats("1.0", 9), CallStats("1.1", 2)))
+    for reporter in ("scorer-old", "scorer-both"):
+        lease = wait_until(lambda r=reporter: owned_lease(twin, namespace, r), 30, f"{reporter}'s Lease owned")
+        (owner,) = lease["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelDeployment", NAME, False)
+
     # Promotion: a new spec.model.version rolls the same Deployment.
     twin.apply(model_doc("1.1"), namespace)
 
@@ -145,6 +160,9 @@ def test_model_is_served_and_a_new_version_rolls_out(twin: Twin, operator: Path,
     wait_until(rolled, 30, "the stable Deployment's template to carry version 1.1")
     wait_status(twin, namespace, "activeVersion 1.1 once rolled out", lambda st: st.get("activeVersion") == "1.1")
     assert routing(twin, namespace)["stable"]["version"] == "1.1"  # type: ignore[index]
+    # ...and a Lease that reports only versions no longer served goes; one still reporting 1.1 stays.
+    wait_deleted(twin, "Lease", namespace, f"dtwin-model-{NAME}-calls-scorer-old", 30, LEASE)
+    assert owned_lease(twin, namespace, "scorer-both") is not None
 
 
 def test_bad_canary_is_rolled_back_with_a_warning(twin: Twin, operator: Path, namespace: str) -> None:
@@ -270,6 +288,18 @@ def test_scorer_and_recommendations_run_with_their_own_identity_and_go_with_the_
     cron = twin.get("CronJob", namespace, f"dtwin-recs-{NAME}", "batch/v1")
     (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
     assert (c["command"][3:], cron["spec"]["suspend"]) == (["recommend", "--schema", "site_hq", "--days", "7"], False)  # type: ignore[index]
+    # Occupied hours are the site's local hours: once the Site says where it is, its time zone goes along.
+    where = {"location": {"timezone": "Europe/Paris"}, "layout": {"floors": [{"name": "l1", "level": 1}]}}
+    twin.apply(
+        {"apiVersion": "dtwin.io/v1alpha1", "kind": "Site", "metadata": {"name": "hq"}, "spec": where}, namespace
+    )
+
+    def zoned() -> bool:
+        cj = twin.get("CronJob", namespace, f"dtwin-recs-{NAME}", "batch/v1") or {}
+        (c,) = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        return bool(c["command"][3:6] == ["recommend", "--schema", "site_hq=Europe/Paris"])
+
+    wait_until(zoned, CONVERGE, "the recommendations to run in the Site's time zone")
 
     # The scorer's ServiceAccount writes its calls Lease exactly as the scorer does, and the operator reads it...
     api = serviceaccount_client(twin, namespace, scorer)
@@ -294,5 +324,9 @@ def test_scorer_and_recommendations_run_with_their_own_identity_and_go_with_the_
 
     # Everything the ModelDeployment rendered goes with it (garbage collection of its ownerReferences).
     twin.resource("ModelDeployment").delete(name=NAME, namespace=namespace)
-    for kind, version, name in [*children[:4], ("CronJob", "batch/v1", f"dtwin-train-{NAME}")]:
+    for kind, version, name in [
+        *children[:4],
+        ("CronJob", "batch/v1", f"dtwin-train-{NAME}"),
+        ("Lease", LEASE, f"dtwin-model-{NAME}-calls-dtwin-scorer-pumps-abc12"),
+    ]:
         wait_deleted(twin, kind, namespace, name, CONVERGE, version)

@@ -4,6 +4,7 @@ CronJobs, determinism (the scorer's manifests: test_render_scorer.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from dtwin_operator.render.context import Images, ModelContext
 from dtwin_operator.render.model import (
     PRUNABLE,
     model_children,
+    recommend_args,
     recommend_cronjob,
     routing,
     serving_deployment,
@@ -210,6 +212,9 @@ def test_energy_models_get_a_daily_recommendations_cronjob() -> None:
     # After the retraining CronJob, like the other CronJob; before the scorer.
     kinds = [(m["kind"], m["metadata"]["name"]) for m in manifests]
     assert kinds.index(("CronJob", "dtwin-recs-pumps")) == kinds.index(("CronJob", "dtwin-train-pumps")) + 1
+    # Occupied hours are local: a Site outside UTC passes its time zone along (a UTC one needs none).
+    zoned = replace(ctx, timezones=(("hq", "UTC"), ("plant-2", "Europe/Paris")))
+    assert recommend_args(zoned)[4:8] == ["--schema", "site_hq", "--schema", "site_plant_2=Europe/Paris"]
     # No Site: nothing to read, so it does not run.
     assert recommend_cronjob(context(task="energy", sites=()))["spec"]["suspend"] is True
 

@@ -7,8 +7,10 @@ the version, the calls made, how many of them failed, and the sum of the scores 
 Counters are cumulative since the reporter started calling that version; a reporter that switches to another
 version starts that version's counters at zero. The operator reads every Lease of the model (`decode`), adds
 the counters up per version across reporters (`aggregate`), and decides whether the canary may go on
-(`verdict`). A Lease rather than a status field or a metric: each reporter writes only its own object (no
-conflicts between replicas), RBAC can grant exactly that, and the operator needs no metrics stack.
+(`verdict`). The operator also tidies them: it makes the ModelDeployment an owner of each (so they go with
+it) and deletes those that report only versions the model no longer serves (`outdated`), such as the Leases of
+scorer pods replaced long ago. A Lease rather than a status field or a metric: each reporter writes only its
+own object (no conflicts between replicas), RBAC can grant exactly that, and the operator needs no metrics stack.
 
 Both sides import this module, so what the reporters write and what the operator reads cannot drift apart.
 Pure: no client, no clock.
@@ -114,6 +116,14 @@ def decode(annotations: Mapping[str, str] | None) -> tuple[CallStats | None, Cal
     """(stable, canary) from a Lease's annotations; None for a track that is absent or malformed."""
     a = annotations or {}
     return _track(a, "stable"), _track(a, "canary")
+
+
+def outdated(annotations: Mapping[str, str] | None, versions: Iterable[str]) -> bool:
+    """Whether a Lease reports only versions outside `versions` (the model's stable and canary now): such
+    counters can weigh in no verdict again. A Lease that reports nothing yet is not outdated (its reporter may
+    just have started)."""
+    seen = {s.version for s in decode(annotations) if s is not None}
+    return bool(seen) and not seen & set(versions)
 
 
 def aggregate(stats: Iterable[CallStats | None]) -> dict[str, CallStats]:

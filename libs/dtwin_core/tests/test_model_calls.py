@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dtwin_core import model_calls
-from dtwin_core.model_calls import CallStats, aggregate, decode, encode, verdict
+from dtwin_core.model_calls import CallStats, aggregate, decode, encode, outdated, verdict
 
 
 def test_encode_decode_round_trip_with_exact_keys() -> None:
@@ -47,6 +47,16 @@ def test_malformed_counters_are_no_evidence(bad: dict[str, str]) -> None:
     stable, canary = decode(annotations)
     assert stable == CallStats("1.0", 10, 0, 5.0)
     assert canary is None
+
+
+def test_a_lease_is_outdated_once_none_of_its_versions_is_served() -> None:
+    both = encode(CallStats("1.0", 10), CallStats("1.1", 5))
+    assert not outdated(both, ["1.0"])  # its stable counters still count
+    assert not outdated(both, ["2.0", "1.1"])
+    assert outdated(both, ["2.0"])
+    assert outdated(encode(CallStats("0.9", 3), None), ["1.0", "1.1"])
+    assert not outdated(encode(None, None), ["1.0"]), "a reporter with no calls yet is left alone"
+    assert not outdated({"dtwin.io/stable-version": "0.9", "dtwin.io/stable-calls": "x"}, ["1.0"]), "malformed"
 
 
 def test_aggregate_adds_up_per_version_across_reporters_and_tracks() -> None:

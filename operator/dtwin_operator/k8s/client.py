@@ -126,12 +126,34 @@ class Kube:
             "status": dep.get("status") or {},
         }
 
-    def lease_annotations(self, namespace: str, label_selector: str) -> list[dict[str, str]]:
-        """The annotations of every Lease in `namespace` that matches `label_selector`."""
+    def leases(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The metadata of every Lease in `namespace` that matches `label_selector`."""
         leases = self._resource("coordination.k8s.io/v1", "Lease").get(
             namespace=namespace, label_selector=label_selector
         )
-        return [dict(item["metadata"].get("annotations") or {}) for item in leases.to_dict()["items"]]
+        return [item["metadata"] for item in leases.to_dict()["items"]]
+
+    def delete_lease(self, namespace: str, name: str) -> bool:
+        """Delete a Lease; False if it was already gone."""
+        try:
+            self._resource("coordination.k8s.io/v1", "Lease").delete(name=name, namespace=namespace)
+        except NotFoundError:
+            return False
+        return True
+
+    def add_owner(self, namespace: str, name: str, owners: list[dict[str, Any]]) -> bool:
+        """Set a Lease's ownerReferences (a merge patch: its writer's server-side apply leaves the field alone, and
+        a Lease deleted meanwhile is not recreated); False if it was already gone."""
+        try:
+            self._resource("coordination.k8s.io/v1", "Lease").patch(
+                name=name,
+                namespace=namespace,
+                body={"metadata": {"ownerReferences": owners}},
+                content_type="application/merge-patch+json",
+            )
+        except NotFoundError:
+            return False
+        return True
 
     def prune(
         self,

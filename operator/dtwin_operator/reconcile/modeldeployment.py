@@ -2,10 +2,11 @@
 scoring.
 
 One run resolves the asset selection from the indexes, reads the call statistics the model's callers report
-in their Leases, decides the canary's fate (`dtwin_operator.serving.plan`), renders the children
-(`render.model`, the scorer's from `render.scorer`), server-side-applies them under the ModelDeployment's
-ownership, prunes what is no longer rendered (a rolled-back or removed canary, the recommendations CronJob of a
-model no longer `energy`), and writes the status once. A rollback also posts a Warning Event that says why.
+in their Leases (owning them, deleting those of versions no longer served), decides the canary's fate
+(`dtwin_operator.serving.plan`), renders the children (`render.model`, the scorer's from `render.scorer`),
+server-side-applies them under the ModelDeployment's ownership, prunes what is no longer rendered (a
+rolled-back or removed canary, the recommendations CronJob of a model no longer `energy`), and writes the
+status once. A rollback also posts a Warning Event that says why.
 Create, update, resume, the drift and calls timers and every owned-object event run this same function.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from dtwin_core import model_calls
 from dtwin_core.model_calls import CallStats
@@ -115,12 +117,36 @@ def _sites(spec: ModelDeploymentSpec, chosen: list[Obj]) -> tuple[str, ...]:
     return tuple(sorted(found | ({spec.selector.site} if spec.selector.site else set())))
 
 
+def _timezones(idx: Indexes, namespace: str, sites: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    found = ((s, one(idx["sites"], (namespace, s))) for s in sites)
+    return tuple((s, str((o.spec.get("location") or {}).get("timezone") or "UTC")) for s, o in found if o)
+
+
+async def tidy_leases(kube: Kube, me: Obj, spec: ModelDeploymentSpec, leases: list[dict[str, Any]]) -> None:
+    """Make the ModelDeployment an owner of its callers' Leases, so they go with it, and delete the Leases that
+    report only versions it no longer serves (a replaced scorer pod's, once the model moved on). Best effort: a
+    failure is logged and the next reconcile tries again; the verdict does not depend on it."""
+    versions = {spec.model.version, *([spec.canary.version] if spec.canary else [])}
+    owner = {**owner_reference(KIND, me.name, me.uid), "controller": False, "blockOwnerDeletion": False}
+    for meta in leases:
+        name, owners = meta["name"], meta.get("ownerReferences") or []
+        try:
+            if model_calls.outdated(meta.get("annotations"), versions):
+                if await asyncio.to_thread(kube.delete_lease, me.namespace, name):
+                    log.info("deleted calls Lease %s/%s: it reports no version %s serves", me.namespace, name, me.name)
+            elif not any(o.get("uid") == me.uid for o in owners):
+                await asyncio.to_thread(kube.add_owner, me.namespace, name, [*owners, owner])
+        except ApiException as err:
+            log.warning("calls Lease %s/%s not tidied: %s", me.namespace, name, err.reason)
+
+
 async def judge_canary(
     kube: Kube, me: Obj, spec: ModelDeploymentSpec, rollbacks: Rollbacks
 ) -> tuple[serving.CanaryPlan, dict[str, CallStats]]:
     """The canary plan from the callers' Leases, and the call totals per version it was made from."""
-    reports = await asyncio.to_thread(kube.lease_annotations, me.namespace, model_calls.selector(me.name))
-    totals = model_calls.aggregate(s for a in reports for s in model_calls.decode(a))
+    leases = await asyncio.to_thread(kube.leases, me.namespace, model_calls.selector(me.name))
+    await tidy_leases(kube, me, spec, leases)
+    totals = model_calls.aggregate(s for m in leases for s in model_calls.decode(m.get("annotations")))
     key = (me.namespace, me.name, me.uid)
     remembered = rollbacks.get(key)
     rolled: str | None
@@ -151,12 +177,14 @@ async def reconcile_model(
         if spec.selector.site and one(idx["sites"], (namespace, spec.selector.site)) is None:
             refs.insert(0, resolve.site_missing(namespace, spec.selector.site))
         plan, totals = await judge_canary(kube, me, spec, rollbacks)
+        sites = _sites(spec, chosen)
         ctx = ModelContext(
             namespace=namespace,
             name=name,
             spec=spec,
             assets=tuple(f"{a.namespace}/{a.name}" for a in chosen),
-            sites=_sites(spec, chosen),
+            sites=sites,
+            timezones=_timezones(idx, namespace, sites),
             canary=plan.render,
             images=cfg.images,
             model_store_claim=cfg.model_store_claim,

@@ -61,3 +61,4 @@ class ModelContext:
     images: Images = Images()
     model_store_claim: str | None = None  # PersistentVolumeClaim holding the BentoML model store; None: emptyDir
     trainer_secret: str = "dtwin-trainer"  # Secret (key `dsn`) with the trainers' database DSN
+    timezones: tuple[tuple[str, str], ...] = ()  # (site, its location.timezone) for the Sites that exist

@@ -253,8 +253,14 @@ def training_cronjob(ctx: ModelContext) -> dict[str, Any]:
 
 
 def recommend_args(ctx: ModelContext) -> list[str]:
-    """`dtwin_trainer recommend` over the selection's site schemas (one `--schema` per Site)."""
-    schemas = [a for site in ctx.sites for a in ("--schema", names.schema(site))]
+    """`dtwin_trainer recommend` over the selection's site schemas: one `--schema` per Site, `SCHEMA=TIMEZONE`
+    for a Site outside UTC, since occupied hours are the site's local hours."""
+
+    def arg(site: str) -> str:
+        tz = dict(ctx.timezones).get(site, "UTC")
+        return names.schema(site) if tz == "UTC" else f"{names.schema(site)}={tz}"
+
+    schemas = [a for site in ctx.sites for a in ("--schema", arg(site))]
     return ["python", "-m", "dtwin_trainer", "recommend", *schemas, "--days", str(RECOMMEND_DAYS)]
 
 

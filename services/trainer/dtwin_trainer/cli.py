@@ -93,11 +93,16 @@ def train_cmd(
 @app.command("recommend")
 def recommend_cmd(
     dsn: Annotated[str, typer.Option(envvar=training.DSN_ENV, help="PostgreSQL DSN", show_envvar=True)] = "",
-    schema: Annotated[list[str] | None, typer.Option(help="a site schema; repeat for several sites")] = None,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(help="a site schema, or SCHEMA=TIMEZONE for a site in its own time zone; repeat for several"),
+    ] = None,
     days: Annotated[int, typer.Option(help="whole days back from today's UTC midnight")] = 7,
     tariff: Annotated[float, typer.Option(help="price per kWh")] = 0.25,
     currency: Annotated[str, typer.Option()] = "EUR",
-    timezone: Annotated[str, typer.Option(help="the sites' time zone (occupied hours are local)")] = "UTC",
+    timezone: Annotated[
+        str, typer.Option(help="time zone of the sites given without one (occupied hours are local)")
+    ] = "UTC",
     occupied: Annotated[
         str, typer.Option(help="occupied hours: DAYS,START-END with days 0=Mon (0-4,7-19)")
     ] = "0-4,7-19",
@@ -110,10 +115,10 @@ def recommend_cmd(
             raise ValueError(f"needs --dsn or the environment variable {training.DSN_ENV}")
         if not schema:
             raise ValueError("needs --schema (once per site schema)")
-        settings = rec.settings(tariff, currency, timezone, occupied)
-        for s in schema:
-            found, added = rec.run(dsn, s, days, settings)
-            typer.echo(f"{s}: {found} recommendation(s), {added} new", err=True)
+        sites = [rec.site(s, timezone) for s in schema]
+        for name, tz in sites:
+            found, added = rec.run(dsn, name, days, rec.settings(tariff, currency, tz, occupied))
+            typer.echo(f"{name} ({tz}): {found} recommendation(s), {added} new", err=True)
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e

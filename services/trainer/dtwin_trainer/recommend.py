@@ -9,6 +9,7 @@ pure (`dtwin_ml.recommend`).
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
@@ -17,6 +18,19 @@ from dtwin_trainer import dbsource
 
 MODEL = "dtwin-recommend"
 VERSION = "1"
+
+
+def site(arg: str, default_timezone: str) -> tuple[str, str]:
+    """(schema, time zone) from `SCHEMA` or `SCHEMA=TIMEZONE`; the zone is checked now, before any work."""
+    name, _, tz = arg.partition("=")
+    tz = tz or default_timezone
+    if not name:
+        raise ValueError(f"--schema {arg!r}: expected SCHEMA or SCHEMA=TIMEZONE such as site_hq=Europe/Paris")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"--schema {arg!r}: unknown time zone {tz!r} (an IANA name such as Europe/Paris)") from e
+    return name, tz
 
 
 def settings(tariff: float, currency: str, timezone: str, occupied: str = "0-4,7-19") -> rec.Settings:

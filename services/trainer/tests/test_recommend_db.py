@@ -84,3 +84,26 @@ def test_recommend_inserts_once_per_asset_kind_and_period(
     assert len(asyncio.run(_rows(pg_dsn, "site_a"))) == 1
     monkeypatch.delenv(train.DSN_ENV)
     assert cli.run(["recommend", "--schema", "site_a"]) == 2
+
+
+def test_each_site_is_judged_in_its_own_time_zone(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same readings, two sites: ahu-2 runs 07-19 UTC, which is office hours in London but the night in Tokyo.
+    for schema in ("site_london", "site_tokyo"):
+        asyncio.run(_seed(pg_dsn, schema))
+    monkeypatch.setenv(train.DSN_ENV, pg_dsn)
+    monkeypatch.setattr(recommend, "period_end", lambda now=None: NOW.floor("D"))
+    argv = ["recommend", "--schema", "site_london", "--schema", "site_tokyo=Asia/Tokyo", "--timezone", "Europe/London"]
+    assert cli.run(argv) == 0
+    err = capsys.readouterr().err
+    assert "site_london (Europe/London): 1 recommendation(s), 1 new" in err
+    assert "site_tokyo (Asia/Tokyo): 2 recommendation(s), 2 new" in err
+    assert [(r["asset"], r["kind"]) for r in asyncio.run(_rows(pg_dsn, "site_tokyo"))] == [
+        ("ahu-1", "after_hours"),
+        ("ahu-2", "after_hours"),
+    ]
+    # A zone that does not exist is refused before anything runs.
+    assert cli.run(["recommend", "--schema", "site_london", "--schema", "site_tokyo=Mars/Olympus"]) == 2
+    assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+    assert len(asyncio.run(_rows(pg_dsn, "site_london"))) == 1
