@@ -121,6 +121,7 @@ def up(run_dir: RunDir = DEFAULT_RUN, timeout: float = 240) -> None:
     serving = ml_plane.wait_for_servers(
         run_dir / "dataplane", [_md_name(d) for d in objects if _trained(d, trained)], timeout
     )
+    recs = ml_plane.run_recommendations(run_dir / "dataplane", twin, namespaces, pg.dsn("dtwin"))
     login = (
         f"user {api.admin}, password (shown once, kept in {api.password_file}): {api.new_password}"
         if api.new_password
@@ -138,6 +139,8 @@ dtwin is up (embedded mode).
   api:      {api.url}/docs   ({login})
   models:   {", ".join(f"{n} {u}" for n, u in serving.items())}   (POST /predict, /info; store {store})
             predictions: {psql} -c "select asset, model, version, ts, score from site_plant.predictions limit 5"
+  energy:   {", ".join(recs) or "no energy model"} (log in {run_dir}/dataplane/logs/) over the backfill, then
+            {psql} -c "select asset, kind, kwh_saved, cost_saved, title from site_hq.energy_recommendations"
   postgres: {psql}     (DSN {pg.dsn()})
   mqtt:     mosquitto_sub -h 127.0.0.1 -p {mqtt.port} -t 'sites/#' -v
   rows:     {", ".join(f"{s}.telemetry {n}" for s, n in counts.items())} and growing (simulator at 60x)

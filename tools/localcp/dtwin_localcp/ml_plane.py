@@ -3,7 +3,8 @@
 `make up` trains what the store lacks (`demo_models`, cached), starts `serving_sync` (the operator's serving
 Deployments as local `bentoml serve` processes, routing tables pointing at them) and one scorer over those routing
 tables, which writes predictions and predictive alerts into the site schemas and reports its calls in Leases (the
-operator's canary verdict reads them).
+operator's canary verdict reads them). The energy models' recommendations CronJobs run once, as local processes,
+over the backfilled history.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import logging
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from dtwin_localcp import dataplane, ports, processes
 from dtwin_localcp.kubeapi import wait_until
+from dtwin_localcp.twin import Twin
 
 log = logging.getLogger("dtwin")
 
@@ -46,6 +49,33 @@ def start_scorer(run_dir: Path, database_url: str, kubeconfig: Path) -> None:
     argv = [sys.executable, "-m", "dtwin_scorer", "run"]
     processes.start(run_dir, "scorer", argv, dataplane.env(env, kubeconfig))
     log.info("scorer started: predictions and predictive alerts every 20 s")
+
+
+RECOMMEND_SELECTOR = "app.kubernetes.io/component=recommend,app.kubernetes.io/part-of=dtwin"
+
+
+def recommend_argv(cronjob: dict[str, Any]) -> list[str]:
+    """The recommendations CronJob's container command, run by this interpreter."""
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    argv = [str(a) for a in container["command"]]
+    return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else argv
+
+
+def run_recommendations(run_dir: Path, twin: Twin, namespaces: list[str], database_url: str) -> list[str]:
+    """Run each energy model's recommendations CronJob once, now, as a local process (KWOK's Jobs do not run):
+    the history `make up` backfilled gets its energy-saving recommendations. Returns the process names."""
+    started = []
+    for ns in namespaces:
+        for cj in twin.items("CronJob", ns, "batch/v1", RECOMMEND_SELECTOR):
+            if cj["spec"].get("suspend"):
+                continue
+            name = f"recs-{ns}.{cj['metadata']['name']}"
+            env = dataplane.env({"DTWIN_TRAINER_DSN": database_url})
+            processes.start(run_dir, name, recommend_argv(cj), env)
+            started.append(name)
+    if started:
+        log.info("energy recommendations: %s running once over the backfilled history", ", ".join(started))
+    return started
 
 
 def _ready(url: str) -> bool:
