@@ -16,8 +16,8 @@ import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
