@@ -34,7 +34,13 @@ def train_cmd(
         int | None, typer.Option(help="sim: days simulated (15; failure 40); db: days back from now (30)")
     ] = None,
     site: Annotated[str, typer.Option(help="sim: only this site ('' = the whole campus)")] = "plant",
-    sample_s: Annotated[int, typer.Option(help="sim: slowest a sensor reports, seconds")] = 300,
+    sample_s: Annotated[
+        int,
+        typer.Option(
+            help="sim: slowest a sensor reports, seconds; 0 = each at its own rate, as the live stream sends it "
+            "(a model meant for the live stream should see that: thinned sensors give other bucket statistics)"
+        ),
+    ] = 0,
     no_cache: Annotated[bool, typer.Option(help="sim: regenerate instead of reading .bench/cache")] = False,
     csv: Annotated[Path | None, typer.Option(help="csv: readings, columns timestamp,asset,metric,value")] = None,
     events: Annotated[
