@@ -225,11 +225,21 @@ class BentoProcess:
         max_batch_size: int = DEFAULT_BATCH,
         max_latency_ms: int = DEFAULT_LATENCY_MS,
         bentos: Path = BENTOS,
+        built: str | None = None,
     ) -> None:
+        """`built`: serve that built bento (`dtwin-<task>:<version>` in `home`) instead, outside the checkout and
+        with only the bento's own copy of dtwin_ml on the path, as its container would run it."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        path = os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")) if p)
+        if built:
+            name, _, version = built.partition(":")
+            src = Path(home) / "bentos" / name / version / "src"
+            path, target, cwd = str(src / "libs" / "dtwin_ml"), built, log.parent
+        else:
+            here = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            target, cwd = f"service:{SERVICE_CLASS[task]}", bentos / task
         env = {
             **os.environ,
             "PYTHONPATH": path,
@@ -239,12 +249,12 @@ class BentoProcess:
             LATENCY_ENV: str(max_latency_ms),
             "BENTOML_DO_NOT_TRACK": "true",
         }
-        argv = [sys.executable, "-m", "bentoml", "serve", f"service:{SERVICE_CLASS[task]}"]
+        argv = [sys.executable, "-m", "bentoml", "serve", target]
         with log.open("ab") as out:
             # A session of its own: stop() ends the workers with the server even if it has to kill.
             self.proc = subprocess.Popen(
                 [*argv, "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=bentos / task,
+                cwd=cwd,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
