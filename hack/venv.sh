@@ -9,14 +9,21 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
 # Keyed by the dependency lists only, so editing tool settings in pyproject.toml
 # does not rebuild the venv.
-REQS=$("$PY" - "$ROOT/pyproject.toml" <<'PYEOF'
+# `hack/venv.sh runtime`: the runtime dependencies only, as the container images install them (the image
+# tests run the images' entrypoints with it, so a module importing a dev-only package fails there).
+KIND=${1:-dev}
+REQS=$("$PY" - "$ROOT/pyproject.toml" "$KIND" <<'PYEOF'
 import sys, tomllib
 p = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))
+print("\n".join(p["dependencies"] + (p["optional-dependencies"]["dev"] if sys.argv[2] == "dev" else [])))
 PYEOF
 )
 KEY=$( (echo "$REQS"; $PY --version) | sha256sum | cut -c1-12)
-VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-$KEY
+if [[ $KIND == runtime ]]; then
+  VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-runtime-$KEY
+else
+  VENV=${DTWIN_CACHE:-$HOME/.cache/dtwin}/venv-$KEY
+fi
 mkdir -p "$(dirname "$VENV")"
 # One builder at a time: make evaluates $(VENV) more than once, and helpers may race.
 exec 9>"$VENV.lock"

@@ -114,23 +114,30 @@ def test_chart_metadata_matches_the_project() -> None:
     assert OperatorSettings.model_fields["bridge_image"].default == f"dtwin/bridge:{APP_VERSION}"
 
 
-def test_skaffold_builds_the_operator_image_and_deploys_the_chart() -> None:
+def test_skaffold_builds_every_image_of_the_chart_and_deploys_it() -> None:
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
     assert config["apiVersion"].startswith("skaffold/v4") and config["kind"] == "Config"
-    (artifact,) = config["build"]["artifacts"]
-    assert artifact["image"] == "dtwin/operator"
-    context = ROOT / artifact["context"]
-    assert context.resolve() == ROOT
-    assert (context / artifact["docker"]["dockerfile"]).is_file()
+    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
+    for artifact in artifacts.values():
+        context = ROOT / artifact["context"]
+        assert context.resolve() == ROOT
+        assert (context / artifact["docker"]["dockerfile"]).is_file()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    # Every image the chart names is built (and laid out by test_images.py).
+    named = {node["image"]["repository"] for node in values.values() if isinstance(node, dict) and "image" in node}
+    named.add(values["image"]["repository"])
+    assert named == set(artifacts), named ^ set(artifacts)
     (release,) = config["deploy"]["helm"]["releases"]
     assert (ROOT / release["chartPath"] / "Chart.yaml").is_file()
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
     for key, template in release["setValueTemplates"].items():
         node = values
         for part in key.split("."):
             assert isinstance(node, dict) and part in node, f"skaffold sets {key}, which values.yaml lacks"
             node = node[part]
-        assert "_dtwin_operator" in template, f"{key} must come from the built dtwin/operator artifact"
+        owner = values if key.startswith("image.") else values[key.split(".")[0]]
+        built = owner["image"]["repository"].replace("/", "_").replace("-", "_")
+        field = {"repository": "REPO", "tag": "TAG", "digest": "DIGEST"}[key.rsplit(".", 1)[1]]
+        assert f".IMAGE_{field}_{built}" in template, f"{key} must come from the built {built} artifact"
 
 
 def test_dockerfile_copies_existing_paths_and_runs_kopf() -> None:
