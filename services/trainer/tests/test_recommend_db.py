@@ -17,8 +17,9 @@ from dtwin_trainer import cli, recommend, train
 NOW = pd.Timestamp("2026-01-12T09:30:00Z")  # a Monday morning: the period is the week before, Mon-Sun
 
 
-def _readings() -> list[tuple[str, Any, float]]:
-    index = pd.date_range("2026-01-05", "2026-01-12", freq="5min", tz="UTC", inclusive="left")
+def _readings(end: pd.Timestamp) -> list[tuple[str, Any, float]]:
+    """The week before `end` (a UTC midnight)."""
+    index = pd.date_range(end - pd.Timedelta(days=7), end, freq="5min", inclusive="left")
     work = (index.dayofweek < 5) & (index.hour >= 7) & (index.hour < 19)
     evening = (index.dayofweek < 5) & (index.hour >= 19) & (index.hour < 23)
     noise = np.random.default_rng(1).normal(0, 0.2, len(index))
@@ -32,7 +33,7 @@ def _readings() -> list[tuple[str, Any, float]]:
     return rows
 
 
-async def _seed(dsn: str, schema: str) -> None:
+async def _seed(dsn: str, schema: str, end: pd.Timestamp) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate.apply(conn, StorageSpec(schema))
@@ -42,7 +43,7 @@ async def _seed(dsn: str, schema: str) -> None:
             [("ahu-1.power", "ahu-1"), ("ahu-2.power", "ahu-2")],
         )
         await conn.copy_records_to_table(
-            "telemetry", schema_name=schema, records=_readings(), columns=["sensor", "ts", "value"]
+            "telemetry", schema_name=schema, records=_readings(end), columns=["sensor", "ts", "value"]
         )
     finally:
         await conn.close()
@@ -59,7 +60,7 @@ async def _rows(dsn: str, schema: str) -> list[Any]:
 def test_recommend_inserts_once_per_asset_kind_and_period(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    asyncio.run(_seed(pg_dsn, "site_a"))
+    asyncio.run(_seed(pg_dsn, "site_a", NOW.floor("D")))
     s = recommend.settings(0.3, "EUR", "UTC")
     assert recommend.run(pg_dsn, "site_a", 7, s, NOW) == (1, 1)
     (row,) = asyncio.run(_rows(pg_dsn, "site_a"))
@@ -89,21 +90,20 @@ def test_recommend_inserts_once_per_asset_kind_and_period(
 def test_each_site_is_judged_in_its_own_time_zone(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The same readings, two sites: ahu-2 runs 07-19 UTC, which is office hours in London but the night in Tokyo.
-    for schema in ("site_london", "site_tokyo"):
-        asyncio.run(_seed(pg_dsn, schema))
+    # The same readings, two sites, over the real last week: ahu-2 runs 07-19 UTC, office hours in UTC but the
+    # night in Tokyo (neither has daylight saving time, so this holds whatever the date).
+    for schema in ("site_utc", "site_tokyo"):
+        asyncio.run(_seed(pg_dsn, schema, recommend.period_end()))
     monkeypatch.setenv(train.DSN_ENV, pg_dsn)
-    monkeypatch.setattr(recommend, "period_end", lambda now=None: NOW.floor("D"))
-    argv = ["recommend", "--schema", "site_london", "--schema", "site_tokyo=Asia/Tokyo", "--timezone", "Europe/London"]
-    assert cli.run(argv) == 0
+    assert cli.run(["recommend", "--schema", "site_utc", "--schema", "site_tokyo=Asia/Tokyo"]) == 0
     err = capsys.readouterr().err
-    assert "site_london (Europe/London): 1 recommendation(s), 1 new" in err
+    assert "site_utc (UTC): 1 recommendation(s), 1 new" in err
     assert "site_tokyo (Asia/Tokyo): 2 recommendation(s), 2 new" in err
     assert [(r["asset"], r["kind"]) for r in asyncio.run(_rows(pg_dsn, "site_tokyo"))] == [
         ("ahu-1", "after_hours"),
         ("ahu-2", "after_hours"),
     ]
     # A zone that does not exist is refused before anything runs.
-    assert cli.run(["recommend", "--schema", "site_london", "--schema", "site_tokyo=Mars/Olympus"]) == 2
+    assert cli.run(["recommend", "--schema", "site_utc", "--schema", "site_tokyo=Mars/Olympus"]) == 2
     assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
-    assert len(asyncio.run(_rows(pg_dsn, "site_london"))) == 1
+    assert len(asyncio.run(_rows(pg_dsn, "site_utc"))) == 1
